@@ -1,0 +1,48 @@
+"""Redis persistence for schematics models, with secondary indexes.
+
+Public API only; see README.md and docs/ for the tour.
+"""
+
+from __future__ import annotations
+
+from redis_schematics.exceptions import (
+    MultipleFound,
+    NotFound,
+    RedisMixinException,
+    RedisSchematicsError,
+    StrictPerformanceException,
+    UniqueViolation,
+)
+from redis_schematics.indexes import EqualityIndex, RangeIndex, UniqueIndex
+from redis_schematics.models import (
+    BaseRedisMixin,
+    HashRedisMixin,
+    HashRedisModel,
+    SimpleRedisMixin,
+    SimpleRedisModel,
+)
+from redis_schematics.patches import patch_json
+from redis_schematics.query import Plan, Query
+
+__version__ = "1.0.0.dev0"
+
+__all__ = [
+    "BaseRedisMixin",
+    "EqualityIndex",
+    "HashRedisMixin",
+    "HashRedisModel",
+    "MultipleFound",
+    "NotFound",
+    "Plan",
+    "Query",
+    "RangeIndex",
+    "RedisMixinException",
+    "RedisSchematicsError",
+    "SimpleRedisMixin",
+    "SimpleRedisModel",
+    "StrictPerformanceException",
+    "UniqueIndex",
+    "UniqueViolation",
+    "__version__",
+    "patch_json",
+]

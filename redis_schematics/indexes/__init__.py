@@ -1,0 +1,21 @@
+"""Secondary indexes: EqualityIndex (SET per value), RangeIndex (ZSET), UniqueIndex (HASH)."""
+
+from __future__ import annotations
+
+from redis_schematics.indexes.base import Atom, BaseIndex, Entry, Step
+from redis_schematics.indexes.equality import EqualityIndex
+from redis_schematics.indexes.range import RangeIndex
+from redis_schematics.indexes.unique import UniqueIndex
+
+Index = EqualityIndex | RangeIndex | UniqueIndex
+
+__all__ = [
+    "Atom",
+    "BaseIndex",
+    "Entry",
+    "EqualityIndex",
+    "Index",
+    "RangeIndex",
+    "Step",
+    "UniqueIndex",
+]

@@ -1,0 +1,82 @@
+"""RangeIndex: one Redis ZSET per field, scored by the value."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+from redis_schematics.exceptions import InvalidModel
+from redis_schematics.indexes.base import Atom, BaseIndex, Entry, Step
+from redis_schematics.lookups import Condition
+from redis_schematics.serializers import format_score, score, score_is_exact
+
+_ALL = ("-inf", "+inf")
+
+
+class RangeIndex(BaseIndex):
+    """A ZSET ``IceCream#range:best_before`` of pk -> score (see ``serializers.score``).
+
+    Serves ``=``, ``__gt/__gte/__lt/__lte``, ``__in``, their negations and ``order_by``.
+    ``None`` values are left out of the ZSET; ``field=None`` is "pk not in the ZSET".
+    Values a double cannot hold exactly get inclusive bounds and are re-checked.
+    """
+
+    kind: ClassVar[str] = "range"
+    lookups: ClassVar[frozenset[str]] = frozenset({"eq", "not", "in", "exclude", "gt", "gte", "lt", "lte"})
+
+    @property
+    def key(self) -> str:
+        return self.ks.range(self.field)
+
+    def entries(self, pk: str, value: Any) -> list[Entry]:
+        if value is None:
+            return []
+        s = score(value)
+        if math.isnan(s):
+            msg = (
+                f"{self.ks.prefix}.{self.field} is NaN, which a RangeIndex cannot order; "
+                "store None or a number."
+            )
+            raise InvalidModel(msg)
+        return [Entry("zset", self.key, pk, s)]
+
+    def _point(self, value: Any) -> tuple[Atom | None, bool]:
+        """Atom for ``field == value`` and whether it is exact."""
+        if value is None:
+            return Atom("Z", self.key, *_ALL, negated=True), True
+        s = score(value)
+        if math.isnan(s):
+            return None, True  # NaN equals nothing
+        bound = format_score(s)
+        return Atom("Z", self.key, bound, bound), score_is_exact(value)
+
+    def _range(self, name: str, value: Any) -> tuple[Atom | None, bool]:
+        if value is None or math.isnan(score(value)):
+            return None, True  # nothing is greater or smaller than None (or NaN)
+        exact = score_is_exact(value)
+        bound = format_score(score(value))
+        # A value a double cannot hold shares its score with neighbours: keep the bound
+        # inclusive (a superset) and let the re-check decide.
+        strict = "(" + bound if exact else bound
+        lo, hi = {
+            "gt": (strict, "+inf"),
+            "gte": (bound, "+inf"),
+            "lt": ("-inf", strict),
+            "lte": ("-inf", bound),
+        }[name]
+        return Atom("Z", self.key, lo, hi), exact
+
+    def step(self, condition: Condition) -> Step | None:
+        name = condition.lookup.lookup_name
+        if name not in self.lookups:
+            return None
+        if condition.lookup.ordered:
+            atom, exact = self._range(name, condition.value)
+            atoms: tuple[Atom, ...] = (atom,) if atom else ()
+            return Step(self.describe(), condition, atoms, exact=exact)
+        values = condition.value if condition.lookup.many else (condition.value,)
+        points = [self._point(v) for v in values]
+        atoms = tuple(dict.fromkeys(a for a, _ in points if a is not None))
+        exact = all(e for _, e in points)
+        negated = condition.lookup.negates is not None
+        return Step(self.describe(), condition, atoms, negated=negated, exact=exact)

@@ -1,0 +1,54 @@
+"""HashPerModelLayout (Hash): one hash ``Prefix`` whose fields ``Prefix:pk`` hold payloads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from redis_schematics.keys import KeySpace
+from redis_schematics.layouts.base import Guard, Op
+from redis_schematics.util import text
+
+
+@dataclass(frozen=True)
+class HashPerModelLayout:
+    """Every object of the model is a field of one hash.
+
+    Read: one HGET (HMGET for many). Write: one HSET. Redis can only expire the hash as
+    a whole, so per-object expiry is kept by the members set (see docs/layouts.md);
+    the hash lives as long as its newest object.
+    """
+
+    keys: KeySpace
+    name: ClassVar[str] = "hash"
+
+    def object_key(self, pk: str) -> str:
+        return self.keys.object(pk)
+
+    def read(self, target: Any, pks: Sequence[str]) -> Any:
+        return target.hmget(self.keys.model_hash(), [self.keys.object(pk) for pk in pks])
+
+    def guard(self, pk: str, expected: Any) -> Guard:
+        return Guard("hget", self.keys.model_hash(), self.keys.object(pk), expected)
+
+    def put_ops(self, pk: str, payload: Any, ttl_ms: int | None) -> list[Op]:
+        ops: list[Op] = [("HSET", self.keys.model_hash(), (self.keys.object(pk), payload))]
+        if ttl_ms is not None:
+            ops.append(("EXTEND", self.keys.model_hash(), (ttl_ms,)))
+        return ops
+
+    def delete_ops(self, pk: str) -> list[Op]:
+        return [("HDEL", self.keys.model_hash(), (self.keys.object(pk),))]
+
+    def stored_pks(self, client: Any, batch: int) -> Iterator[list[str]]:
+        found: list[str] = []
+        pattern = self.keys.object_pattern()
+        # HSCAN NOVALUES needs Redis 7.4; payloads come along and are dropped here.
+        for field, _payload in client.hscan_iter(self.keys.model_hash(), match=pattern, count=batch):
+            found.append(self.keys.pk_from_object(text(field)))
+            if len(found) >= batch:
+                yield found
+                found = []
+        if found:
+            yield found

@@ -1,0 +1,226 @@
+"""Filter keyword arguments -> Condition objects, and how a condition tests a value.
+
+``best_before__gte=...`` is split with ``rpartition("__")`` and the suffix looked up in a
+table (one small class per lookup, like Django's lookups). Values are converted by the
+field's own type first, then normalized (naive datetimes are UTC).
+
+Semantics: ``None`` satisfies only ``=None`` / ``__in=[None, ...]`` and never a range;
+``__not`` and ``__exclude`` are the exact negations of ``=`` and ``__in``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from schematics.exceptions import BaseError
+from schematics.types import compound
+
+from redis_schematics.exceptions import InvalidFilterValue, QueryError, UnknownField, UnknownLookup
+from redis_schematics.serializers import normalize
+
+
+class Lookup:
+    """One filter operator. ``matches(actual, value)`` gets normalized native values."""
+
+    lookup_name: ClassVar[str]
+    #: the value is a collection of field values
+    many: ClassVar[bool] = False
+    #: needs an orderable field (refused on list/dict/model fields)
+    ordered: ClassVar[bool] = False
+    #: the exact negation of another lookup (``__not`` of ``eq``, ``__exclude`` of ``in``)
+    negates: ClassVar[str | None] = None
+
+    @staticmethod
+    def matches(actual: Any, value: Any) -> bool:
+        raise NotImplementedError
+
+
+class Exact(Lookup):
+    lookup_name = "eq"
+
+    @staticmethod
+    def matches(actual: Any, value: Any) -> bool:
+        return bool(actual == value) if (actual is None) == (value is None) else False
+
+
+class Not(Lookup):
+    lookup_name = "not"
+    negates = "eq"
+
+    @staticmethod
+    def matches(actual: Any, value: Any) -> bool:
+        return not Exact.matches(actual, value)
+
+
+class In(Lookup):
+    lookup_name = "in"
+    many = True
+
+    @staticmethod
+    def matches(actual: Any, value: Any) -> bool:
+        return any(Exact.matches(actual, v) for v in value)
+
+
+class Exclude(Lookup):
+    lookup_name = "exclude"
+    many = True
+    negates = "in"
+
+    @staticmethod
+    def matches(actual: Any, value: Any) -> bool:
+        return not In.matches(actual, value)
+
+
+class _Range(Lookup):
+    ordered = True
+
+    @classmethod
+    def matches(cls, actual: Any, value: Any) -> bool:
+        if actual is None or value is None:
+            return False
+        try:
+            return cls.compare(actual, value)
+        except TypeError:
+            return False
+
+    @staticmethod
+    def compare(actual: Any, value: Any) -> bool:
+        raise NotImplementedError
+
+
+class GreaterThan(_Range):
+    lookup_name = "gt"
+
+    @staticmethod
+    def compare(actual: Any, value: Any) -> bool:
+        return bool(actual > value)
+
+
+class GreaterThanOrEqual(_Range):
+    lookup_name = "gte"
+
+    @staticmethod
+    def compare(actual: Any, value: Any) -> bool:
+        return bool(actual >= value)
+
+
+class LessThan(_Range):
+    lookup_name = "lt"
+
+    @staticmethod
+    def compare(actual: Any, value: Any) -> bool:
+        return bool(actual < value)
+
+
+class LessThanOrEqual(_Range):
+    lookup_name = "lte"
+
+    @staticmethod
+    def compare(actual: Any, value: Any) -> bool:
+        return bool(actual <= value)
+
+
+LOOKUPS: dict[str, type[Lookup]] = {
+    cls.lookup_name: cls
+    for cls in (
+        Exact,
+        Not,
+        GreaterThan,
+        GreaterThanOrEqual,
+        LessThan,
+        LessThanOrEqual,
+        In,
+        Exclude,
+    )
+}
+SUPPORTED = ", ".join(LOOKUPS)
+COMPOUND_TYPES = (compound.ListType, compound.DictType, compound.ModelType)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``field <lookup> value`` with the value already converted and normalized."""
+
+    field: str
+    lookup: type[Lookup]
+    value: Any
+
+    def test(self, obj: Any) -> bool:
+        """Does the object's (normalized) field value satisfy the condition?"""
+        return self.lookup.matches(normalize(getattr(obj, self.field, None)), self.value)
+
+    def __str__(self) -> str:
+        suffix = "" if self.lookup is Exact else "__" + self.lookup.lookup_name
+        value = list(self.value) if self.lookup.many else self.value
+        return f"{self.field}{suffix}={value!r}"
+
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def convert_value(model: str, fields: Mapping[str, Any], name: str, value: Any) -> Any:
+    """Convert one filter value with the field's type; raise InvalidFilterValue if it can't."""
+    if value is None:
+        return None
+    field_type = fields[name]
+    try:
+        native = field_type.to_native(value)
+    except (BaseError, TypeError, ValueError) as exc:
+        detail = getattr(exc, "messages", None) or exc
+        msg = f"{model}.{name}: {value!r} is not a valid {type(field_type).__name__} value ({detail})"
+        raise InvalidFilterValue(msg) from exc
+    return normalize(native)
+
+
+def parse_filters(model: str, fields: Mapping[str, Any], kwargs: Mapping[str, Any]) -> tuple[Condition, ...]:
+    """Turn ``filter(**kwargs)`` into conditions, converting every value by its field type.
+
+    Raises:
+        UnknownField / UnknownLookup / InvalidFilterValue / QueryError: with the model,
+            the argument, and what is allowed.
+
+    Complexity: O(K), no Redis command.
+    """
+    conditions = []
+    for arg, raw in kwargs.items():
+        lookup: type[Lookup]
+        if arg in fields:
+            name, lookup = arg, Exact
+        else:
+            base, sep, suffix = arg.rpartition("__")
+            if sep and base in fields:
+                if suffix not in LOOKUPS:
+                    msg = (
+                        f"Unknown lookup {suffix!r} in {model} filter {arg!r}"
+                        f"{_suggest(suffix, LOOKUPS)} Supported: {SUPPORTED}."
+                    )
+                    raise UnknownLookup(msg)
+                name, lookup = base, LOOKUPS[suffix]
+            else:
+                word = base if sep and suffix in LOOKUPS else arg
+                msg = (
+                    f"{model} has no field {word!r} (in filter {arg!r}){_suggest(word, fields)}"
+                    f" Fields: {', '.join(fields)}."
+                )
+                raise UnknownField(msg)
+        field_type = fields[name]
+        if lookup.ordered and isinstance(field_type, COMPOUND_TYPES):
+            msg = (
+                f"{model} filter {arg!r}: {type(field_type).__name__} values have no order; "
+                "use eq, not, in or exclude on this field."
+            )
+            raise QueryError(msg)
+        if lookup.many:
+            if isinstance(raw, str | bytes | Mapping) or not isinstance(raw, Iterable):
+                msg = f"{model} filter {arg!r} needs a list of values, got {raw!r}; write {arg}=[...]."
+                raise InvalidFilterValue(msg)
+            value: Any = tuple(convert_value(model, fields, name, v) for v in raw)
+        else:
+            value = convert_value(model, fields, name, raw)
+        conditions.append(Condition(name, lookup, value))
+    return tuple(conditions)

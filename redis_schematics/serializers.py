@@ -1,0 +1,111 @@
+"""Model <-> stored primitive (JSON), and native value -> index token or score.
+
+Comparison rules live here too, so that the index side and the Python side of a query
+agree: naive datetimes are UTC, and every value has one canonical token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import uuid
+from decimal import Decimal
+from typing import Any
+
+UTC = dt.timezone.utc
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DATE = dt.date(1970, 1, 1)
+
+
+def dumps(primitive: Any) -> str:
+    """Default ``__serializer__``: compact JSON (0.3.x wrote spaced JSON; both read back)."""
+    return json.dumps(primitive, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(payload: bytes | str) -> Any:
+    """Default ``__deserializer__``."""
+    return json.loads(payload)
+
+
+def normalize(value: Any) -> Any:
+    """The value used for comparisons: datetimes become aware UTC; everything else as is."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    return value
+
+
+def token(value: Any) -> str:
+    """Canonical text of a native value, used in equality and unique index keys.
+
+    Equal values (after :func:`normalize`) give equal tokens; different values of one
+    field type give different tokens.
+    """
+    value = normalize(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value + 0.0)  # -0.0 and 0.0 are equal values: one token
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value.is_finite() else str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="microseconds")
+    if isinstance(value, dt.date | uuid.UUID):
+        return str(value)
+    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def _micros(value: dt.datetime) -> int:
+    delta = value - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def score(value: Any) -> float:
+    """Sorted-set score of a native value: monotone (a <= b implies score(a) <= score(b)).
+
+    Datetimes are microseconds since the epoch in UTC (exact for years 1685-2255),
+    dates are days since the epoch. Values a double cannot hold exactly round to the
+    nearest double, which keeps the order; queries re-check candidates with exact values.
+    """
+    value = normalize(value)
+    if isinstance(value, dt.datetime):
+        return float(_micros(value))
+    if isinstance(value, dt.date):
+        return float((value - _EPOCH_DATE).days)
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf if value > 0 else -math.inf
+    return result
+
+
+def score_is_exact(value: Any) -> bool:
+    """True when :func:`score` maps ``value`` to a double without rounding."""
+    value = normalize(value)
+    if isinstance(value, dt.datetime):
+        return abs(_micros(value)) <= 2**53
+    if isinstance(value, dt.date):
+        return True
+    if isinstance(value, float):
+        return not math.isnan(value)
+    s = score(value)
+    if math.isinf(s):
+        return False
+    if isinstance(value, int):
+        return int(s) == value
+    if isinstance(value, Decimal):
+        return Decimal(s) == value
+    return False
+
+
+def format_score(value: float) -> str:
+    """A score as Redis reads it in ZRANGE/ZCOUNT bounds."""
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    return repr(value)

@@ -1,0 +1,609 @@
+"""The layout-independent engine behind every model method.
+
+A :class:`Store` is built once per model class from its dunder settings. It owns the key
+space, the layout, the bound indexes and the (de)serializer, and implements reads,
+atomic writes (object + membership + index entries, one ``apply_write.lua`` call),
+expiry clean-up and index upkeep. Models and queries call it; nothing here knows which
+layout is in use.
+
+Expiry: a model with ``__expire__`` keeps, in its members ZSET, each object's deadline
+(server time). An object past its deadline is never returned or counted, whatever the
+layout. Its payload stays (up to one more ``__expire__``, when the model has indexes)
+so that its index entries can be found and removed: lazily when a query meets it, or
+by :meth:`Store.purge_expired`. Every key a write touches lives at least as long as the
+objects it lists, so an idle model disappears from Redis on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from redis.commands.core import Script
+from schematics.exceptions import BaseError
+from schematics.types import BaseType, DateTimeType, DateType, NumberType
+
+from redis_schematics import serializers
+from redis_schematics.exceptions import (
+    ConfigurationError,
+    CorruptPayload,
+    InvalidModel,
+    InvalidPrimaryKey,
+    UniqueViolation,
+    WriteConflict,
+)
+from redis_schematics.indexes import (
+    BaseIndex,
+    Entry,
+    EqualityIndex,
+    Index,
+    RangeIndex,
+    UniqueIndex,
+)
+from redis_schematics.keys import KeySpace
+from redis_schematics.layouts.base import Guard, Layout, Op
+from redis_schematics.lookups import COMPOUND_TYPES
+from redis_schematics.util import chunked, text
+
+#: objects per script call / per MGET when loading or writing many
+CHUNK = 500
+#: attempts of one compare-and-set write before WriteConflict
+MAX_ATTEMPTS = 20
+#: what apply_write.lua reads as "absent" in a guard
+ABSENT = "\0"
+RANGE_TYPES = (NumberType, DateType, DateTimeType)
+
+_SOURCES: dict[str, str] = {}
+_SCRIPTS: weakref.WeakKeyDictionary[Any, dict[str, Script]] = weakref.WeakKeyDictionary()
+
+
+def script(client: Any, name: str) -> Script:
+    """The registered ``scripts/<name>.lua`` for ``client`` (EVALSHA, loaded on demand)."""
+    try:
+        per_client = _SCRIPTS[client]
+    except (KeyError, TypeError):
+        per_client = {}
+        # a client that refuses weak references just registers its scripts every time
+        with contextlib.suppress(TypeError):
+            _SCRIPTS[client] = per_client
+    found = per_client.get(name)
+    if found is None:
+        if name not in _SOURCES:
+            files = resources.files("redis_schematics") / "scripts" / f"{name}.lua"
+            _SOURCES[name] = files.read_text(encoding="utf-8")
+        found = per_client[name] = client.register_script(_SOURCES[name])
+    return found
+
+
+def resolve_indexes(model: str, fields: dict[str, Any], spec: Any, keys: KeySpace) -> tuple[Index, ...]:
+    """Check ``__indexes__`` and bind each index to the model's key space."""
+    if spec is None:
+        return ()
+    if isinstance(spec, str | BaseIndex):
+        spec = (spec,)
+    found: list[Index] = []
+    for item in spec:
+        if isinstance(item, str):
+            if item not in fields:
+                msg = f"{model}.__indexes__ names {item!r}, which is not a field of {model}."
+                raise ConfigurationError(msg)
+            cls: type[Index] = RangeIndex if isinstance(fields[item], RANGE_TYPES) else EqualityIndex
+            index: Index = cls(item)
+        elif isinstance(item, EqualityIndex | RangeIndex | UniqueIndex):
+            index = item
+        else:
+            msg = (
+                f"{model}.__indexes__ holds {item!r}; use field names or "
+                "EqualityIndex/RangeIndex/UniqueIndex objects."
+            )
+            raise ConfigurationError(msg)
+        if index.field not in fields:
+            msg = f"{model}.__indexes__: {index.describe()} names no field of {model}."
+            raise ConfigurationError(msg)
+        field_type = fields[index.field]
+        type_name = type(field_type).__name__
+        if isinstance(field_type, COMPOUND_TYPES):
+            msg = f"{model}.{index.field} is a {type_name}; list, dict and model fields cannot be indexed."
+            raise ConfigurationError(msg)
+        if isinstance(index, RangeIndex) and not isinstance(field_type, RANGE_TYPES):
+            msg = (
+                f"{model}.__indexes__: RangeIndex cannot serve {index.field} ({type_name}); "
+                "it needs a number, date or datetime field. Use EqualityIndex."
+            )
+            raise ConfigurationError(msg)
+        if any(type(other) is type(index) and other.field == index.field for other in found):
+            msg = f"{model}.__indexes__ declares {index.describe()} twice."
+            raise ConfigurationError(msg)
+        found.append(index.bound(keys))
+    return tuple(found)
+
+
+@dataclass
+class _Item:
+    """One object in a write: what is stored now (``expected``) and what should be."""
+
+    pk: str
+    payload: Any  # new payload; None = delete
+    entries: frozenset[Entry]
+    expected: Any = None  # stored payload as last read; None = absent
+    old: frozenset[Entry] = frozenset()
+    extra: tuple[Guard, ...] = ()
+    dropped: bool = False  # left alone: renewed (purge) or no longer matching (delete)
+    alive: bool = True  # visible when read (not past its deadline)
+    keep_if: Callable[[Any], bool] | None = None  # deletes: re-check a changed object
+
+
+@dataclass
+class _Batch:
+    """Arguments of one ``apply_write.lua`` call."""
+
+    keys: list[str] = field(default_factory=list)
+    positions: dict[str, int] = field(default_factory=dict)
+    guard_args: list[Any] = field(default_factory=list)
+    op_args: list[Any] = field(default_factory=list)
+    guards: list[tuple[_Item, Guard]] = field(default_factory=list)
+    n_ops: int = 0
+
+    def pos(self, key: str) -> int:
+        if key not in self.positions:
+            self.keys.append(key)
+            self.positions[key] = len(self.keys)
+        return self.positions[key]
+
+    def guard(self, item: _Item, g: Guard) -> None:
+        expected = ABSENT if g.expected is None else g.expected
+        self.guard_args += [g.kind, self.pos(g.key), g.field, expected]
+        self.guards.append((item, g))
+
+    def op(self, op: Op) -> None:
+        cmd, key, args = op
+        self.op_args += [cmd, self.pos(key), len(args), *args]
+        self.n_ops += 1
+
+    def argv(self, strict: bool, ttl_ms: int | None) -> list[Any]:
+        return [
+            "1" if strict else "0",
+            "" if ttl_ms is None else ttl_ms,
+            len(self.guards),
+            *self.guard_args,
+            self.n_ops,
+            *self.op_args,
+        ]
+
+
+def _diff(old: frozenset[Entry], new: frozenset[Entry]) -> tuple[list[Guard], list[Op]]:
+    """Guards and operations that turn index entries ``old`` into ``new``."""
+    guards: list[Guard] = []
+    ops: list[Op] = []
+    for e in new - old:
+        if e.kind == "set":
+            ops.append(("SADD", e.key, (e.member,)))
+        elif e.kind == "zset":
+            ops.append(("ZADD", e.key, (e.score, e.member)))
+        else:
+            guards.append(Guard("uniq", e.key, e.member, e.owner))
+            ops.append(("HSET", e.key, (e.member, e.owner)))
+    kept = {(e.kind, e.key, e.member) for e in new}
+    for e in old - new:
+        if (e.kind, e.key, e.member) in kept:
+            continue  # a zset score or unique owner overwritten above
+        if e.kind == "set":
+            ops.append(("SREM", e.key, (e.member,)))
+        elif e.kind == "zset":
+            ops.append(("ZREM", e.key, (e.member,)))
+        else:
+            ops.append(("UNIQ-", e.key, (e.member, e.owner)))
+    return guards, ops
+
+
+class Store:
+    """Everything redis-schematics does for one model class."""
+
+    def __init__(self, model: type, layout_class: Callable[[KeySpace], Layout]) -> None:
+        self.model = model
+        self.name = model.__name__
+        self.fields: dict[str, BaseType] = dict(model.fields)  # type: ignore[attr-defined]
+        prefix = model.__dict__.get("__prefix__", None)
+        if prefix is None:
+            prefix = getattr(model, "__prefix__", None)
+        if not isinstance(prefix, str):  # the original declared it as a property
+            prefix = self.name
+        self.keys = KeySpace(prefix)
+        self.layout = layout_class(self.keys)
+        expire = getattr(model, "__expire__", None)
+        if expire is not None and (not isinstance(expire, int | float) or expire <= 0):
+            msg = f"{self.name}.__expire__ must be a positive number of seconds or None, not {expire!r}."
+            raise ConfigurationError(msg)
+        self.ttl_ms: int | None = None if expire is None else max(1, int(expire * 1000))
+        together = getattr(model, "__unique_together__", None) or getattr(model, "__unique_args__", None)
+        if isinstance(together, str):
+            together = (together,)
+        self.unique_together: tuple[str, ...] = tuple(together or ())
+        for name in self.unique_together:
+            if name not in self.fields:
+                msg = f"{self.name}.__unique_together__ names {name!r}, which is not a field."
+                raise ConfigurationError(msg)
+        self.strict = bool(getattr(model, "__strict_performance__", False))
+        self.indexes = resolve_indexes(self.name, self.fields, getattr(model, "__indexes__", None), self.keys)
+        self.indexed_fields = tuple(dict.fromkeys(i.field for i in self.indexes))
+        self.primitive_names = {name: (f.serialized_name or name) for name, f in self.fields.items()}
+        # An object past its deadline keeps its payload one more period when indexes need it.
+        self.physical_ms: int | None = (
+            None if self.ttl_ms is None else self.ttl_ms * (2 if self.indexes else 1)
+        )
+
+    # -- settings read at call time ------------------------------------------------------
+    @property
+    def expiring(self) -> bool:
+        return self.ttl_ms is not None
+
+    @property
+    def client(self) -> Any:
+        client = getattr(self.model, "__redis_client__", None)
+        if client is None:
+            msg = (
+                f"{self.name}.__redis_client__ is not set; assign a redis.Redis (or fakeredis) client to it."
+            )
+            raise ConfigurationError(msg)
+        return client
+
+    def serialize(self, primitive: Any) -> Any:
+        return self.model.__serializer__(primitive)  # type: ignore[attr-defined]
+
+    def deserialize(self, payload: Any) -> Any:
+        return self.model.__deserializer__(payload)  # type: ignore[attr-defined]
+
+    # -- primary keys -------------------------------------------------------------------
+    def pk_text(self, name: str, value: Any) -> str:
+        """A field value as it appears in a pk (its primitive, as text)."""
+        if isinstance(value, str):
+            return value
+        return str(self.fields[name].to_primitive(value))
+
+    def pk_of(self, obj: Any) -> str | None:
+        """The pk of ``obj``: from ``pk``, else ``id``, else ``__unique_together__``."""
+        for name in ("pk", "id"):
+            if name in self.fields:
+                value = getattr(obj, name, None)
+                if value is not None and value != "":
+                    return self.pk_text(name, value)
+        if self.unique_together:
+            values = [getattr(obj, name, None) for name in self.unique_together]
+            if all(v is not None and v != "" for v in values):
+                return ".".join(self.pk_text(n, v) for n, v in zip(self.unique_together, values, strict=True))
+        return None
+
+    def pk_from_conditions(self, eq: dict[str, Any]) -> str | None:
+        """The pk that equality filters pin down, if they do (see ``match``)."""
+        for name in ("pk", "id"):
+            if name in self.fields and eq.get(name) not in (None, ""):
+                return self.pk_text(name, eq[name])
+        if self.unique_together and all(eq.get(n) not in (None, "") for n in self.unique_together):
+            return ".".join(self.pk_text(n, eq[n]) for n in self.unique_together)
+        return None
+
+    def check_pk(self, pk: Any) -> str:
+        if pk is None or (isinstance(pk, str | bytes) and len(pk) == 0):
+            msg = f"{self.name}: the primary key is empty; give pk, id or __unique_together__ values."
+            raise InvalidPrimaryKey(msg)
+        return text(pk)
+
+    # -- payloads -----------------------------------------------------------------------
+    def _primitive(self, pk: str, payload: Any) -> dict[str, Any]:
+        where = f"{self.name} object {pk!r} ({self.layout.object_key(pk)!r})"
+        try:
+            data = self.deserialize(payload)
+        except Exception as exc:
+            msg = f"{where}: the stored payload cannot be read ({exc}); rewrite or delete it."
+            raise CorruptPayload(msg, key=self.layout.object_key(pk)) from exc
+        if not isinstance(data, dict):
+            kind = type(data).__name__
+            msg = f"{where}: the stored payload is a {kind}, not an object; rewrite or delete it."
+            raise CorruptPayload(msg, key=self.layout.object_key(pk))
+        return data
+
+    def hydrate(self, pk: str, payload: Any) -> Any:
+        """Build a model instance from a stored payload.
+
+        Raises:
+            CorruptPayload: the payload is not data of this model; names the key.
+        """
+        data = self._primitive(pk, payload)
+        try:
+            return self.model(data, strict=False)
+        except BaseError as exc:
+            msg = (
+                f"{self.name} object {pk!r} ({self.layout.object_key(pk)!r}): the stored payload "
+                f"does not fit the model ({exc}); rewrite or delete it."
+            )
+            raise CorruptPayload(msg, key=self.layout.object_key(pk)) from exc
+
+    def entries(self, pk: str, values: dict[str, Any]) -> frozenset[Entry]:
+        """Every index entry of an object whose indexed fields hold ``values``."""
+        out: list[Entry] = []
+        for index in self.indexes:
+            out += index.entries(pk, values.get(index.field))
+        return frozenset(out)
+
+    def stored_entries(self, pk: str, payload: Any) -> frozenset[Entry]:
+        """Index entries implied by a stored payload (best effort when it is corrupt)."""
+        if payload is None:
+            return frozenset()
+        try:
+            data = self._primitive(pk, payload)
+            values = {}
+            for name in self.indexed_fields:
+                raw = data.get(self.primitive_names[name])
+                values[name] = (
+                    None if raw is None else serializers.normalize(self.fields[name].to_native(raw))
+                )
+            return self.entries(pk, values)
+        except (CorruptPayload, BaseError, TypeError, ValueError, InvalidModel):
+            # Unreadable: only entries found by pk alone can be removed (range ZREM).
+            return frozenset(Entry("zset", i.key, pk) for i in self.indexes if isinstance(i, RangeIndex))
+
+    # -- reads --------------------------------------------------------------------------
+    def read(self, client: Any, pks: Sequence[str]) -> list[tuple[Any, bool]]:
+        """Stored payloads of ``pks`` and whether each object is alive (not expired).
+
+        Complexity: one round trip (MGET/HMGET, plus ZMSCORE and TIME when expiring).
+        """
+        if not pks:
+            return []
+        if not self.expiring:
+            return [(p, p is not None) for p in self.layout.read(client, pks)]
+        pipe = client.pipeline(transaction=False)
+        self.layout.read(pipe, pks)
+        pipe.zmscore(self.keys.members(), list(pks))
+        pipe.time()
+        payloads, deadlines, (sec, usec) = pipe.execute()
+        now = int(sec) * 1000 + int(usec) // 1000
+        return [
+            (p, p is not None and d is not None and d > now) for p, d in zip(payloads, deadlines, strict=True)
+        ]
+
+    def load(self, client: Any, pks: Sequence[str]) -> list[tuple[str, Any, Any]]:
+        """(pk, payload, object) for each alive object among ``pks``, in order.
+
+        Complexity: one round trip per ``CHUNK`` pks, O(M) hydration.
+        """
+        out = []
+        expired = 0
+        for chunk in chunked(pks, CHUNK):
+            for pk, (payload, alive) in zip(chunk, self.read(client, chunk), strict=True):
+                if alive:
+                    out.append((pk, payload, self.hydrate(pk, payload)))
+                elif payload is not None:
+                    expired += 1
+        if expired:
+            self.purge_expired(max_batches=1)
+        return out
+
+    def member_batches(self, client: Any, batch: int = CHUNK) -> Iterator[list[str]]:
+        """Every pk in the members set, in batches (SSCAN/ZSCAN; never blocks Redis)."""
+        seen: set[str] = set()
+        found: list[str] = []
+        if self.expiring:
+            it: Iterable[Any] = (m for m, _ in client.zscan_iter(self.keys.members(), count=batch))
+        else:
+            it = client.sscan_iter(self.keys.members(), count=batch)
+        for member in it:
+            pk = text(member)
+            if pk in seen:  # SSCAN may return an element twice
+                continue
+            seen.add(pk)
+            found.append(pk)
+            if len(found) >= batch:
+                yield found
+                found = []
+        if found:
+            yield found
+
+    def count_all(self, client: Any) -> int:
+        """Objects alive. Complexity: O(1) (SCARD) or O(log N) (ZCOUNT), one round trip."""
+        if not self.expiring:
+            return int(client.scard(self.keys.members()))
+        sec, usec = client.time()
+        now = int(sec) * 1000 + int(usec) // 1000
+        return int(client.zcount(self.keys.members(), f"({now}", "+inf"))
+
+    # -- writes -------------------------------------------------------------------------
+    def prepare(self, obj: Any) -> _Item:
+        """Validate ``obj``, settle its pk and build what it should be stored as.
+
+        Raises InvalidModel / InvalidPrimaryKey before anything is written.
+        """
+        pk = self.pk_of(obj)
+        if pk is None:
+            pk = uuid.uuid4().hex
+        if "pk" in self.fields and getattr(obj, "pk", None) != pk:
+            obj.pk = pk
+        try:
+            obj.validate()
+        except BaseError as exc:
+            errors = exc.to_primitive() if hasattr(exc, "to_primitive") else str(exc)
+            msg = f"{self.name} {pk!r} is not valid, nothing was written: {errors}"
+            raise InvalidModel(msg, errors) from exc
+        primitive = obj.to_primitive()
+        values = {n: serializers.normalize(getattr(obj, n, None)) for n in self.indexed_fields}
+        return _Item(pk, self.serialize(primitive), self.entries(pk, values))
+
+    def _build(self, items: Sequence[_Item]) -> _Batch:
+        batch = _Batch()
+        members = self.keys.members()
+        for item in items:
+            if item.dropped:
+                continue
+            batch.guard(item, self.layout.guard(item.pk, item.expected))
+            for g in item.extra:
+                batch.guard(item, g)
+            guards, index_ops = _diff(item.old, item.entries)
+            for g in guards:
+                batch.guard(item, g)
+            if item.payload is not None:
+                for op in self.layout.put_ops(item.pk, item.payload, self.physical_ms):
+                    batch.op(op)
+                batch.op(("MEMBER+" if self.expiring else "SADD", members, (item.pk,)))
+            else:
+                for op in self.layout.delete_ops(item.pk):
+                    batch.op(op)
+                batch.op(("ZREM" if self.expiring else "SREM", members, (item.pk,)))
+            for op in index_ops:
+                batch.op(op)
+            if self.expiring and item.payload is not None:
+                for key in dict.fromkeys([members, *(e.key for e in item.entries)]):
+                    batch.op(("EXTEND", key, (self.physical_ms,)))
+        return batch
+
+    def queue(self, pipeline: Any, items: Sequence[_Item]) -> None:
+        """Queue writes on a user's pipeline: their stored state is read now (one round
+        trip on the model's client) and checked again when the pipeline runs; a change in
+        between makes that command fail with an "RSGUARD" error and write nothing."""
+        reads = self.read(self.client, [i.pk for i in items])
+        for item, (payload, _alive) in zip(items, reads, strict=True):
+            item.expected = payload
+            item.old = self.stored_entries(item.pk, payload)
+        batch = self._build(items)
+        if batch.n_ops:
+            script(self.client, "apply_write")(batch.keys, batch.argv(True, self.ttl_ms), client=pipeline)
+
+    def commit(self, client: Any, items: Sequence[_Item]) -> None:
+        """Apply ``items`` all-or-nothing, retrying while the stored state moves.
+
+        Each attempt is one ``apply_write.lua`` call (one round trip). A failed guard
+        returns the current payload, so a retry needs no extra read.
+
+        Raises:
+            UniqueViolation: a UniqueIndex value belongs to another object.
+            WriteConflict: the objects kept changing for MAX_ATTEMPTS attempts.
+        """
+        run = script(client, "apply_write")
+        for _attempt in range(MAX_ATTEMPTS):
+            batch = self._build(items)
+            if not batch.n_ops:
+                return
+            reply = run(batch.keys, batch.argv(False, self.ttl_ms), client=client)
+            if reply == 1:
+                return
+            stale = False
+            violations = []
+            for n in range(0, len(reply), 2):
+                item, g = batch.guards[int(reply[n]) - 1]
+                current = reply[n + 1]
+                if g.kind in ("get", "hget"):
+                    item.expected = current
+                    item.old = self.stored_entries(item.pk, current)
+                    item.alive = current is not None
+                    if item.keep_if is not None and current is not None:
+                        item.dropped = not item.keep_if(self.hydrate(item.pk, current))
+                    stale = True
+                elif g.kind == "dead":
+                    item.dropped = True
+                    stale = True
+                else:
+                    violations.append((item, g, current))
+            if not stale and violations:
+                item, g, owner = violations[0]
+                index_field = next(
+                    i.field for i in self.indexes if isinstance(i, UniqueIndex) and i.key == g.key
+                )
+                msg = (
+                    f"{self.name}.{index_field} = {g.field!r} already belongs to {self.name} "
+                    f"{text(owner)!r}; {item.pk!r} was not written. Values of a UniqueIndex "
+                    "field must differ between objects."
+                )
+                raise UniqueViolation(msg, field=index_field, value=g.field, owner=text(owner))
+        msg = (
+            f"{self.name}: gave up writing {[i.pk for i in items][:5]} after {MAX_ATTEMPTS} "
+            "attempts; other clients kept changing them."
+        )
+        raise WriteConflict(msg)
+
+    def save(self, objs: Sequence[Any], pipeline: Any = None) -> None:
+        """Store objects with their index entries; see ``set_many`` for the guarantees."""
+        prepared = [self.prepare(obj) for obj in objs]  # every object valid before any write
+        items = list({item.pk: item for item in prepared}.values())  # last one wins
+        if pipeline is not None:
+            self.queue(pipeline, items)
+            return
+        client = self.client
+        for chunk in chunked(items, CHUNK):
+            # Optimistic: assume absent; a stored object is reported back with its payload.
+            self.commit(client, chunk)
+
+    def delete_pks(
+        self,
+        pks: Sequence[str],
+        pipeline: Any = None,
+        known: dict[str, Any] | None = None,
+        keep_if: Callable[[Any], bool] | None = None,
+    ) -> int:
+        """Delete objects by pk with their index entries; returns how many were alive.
+
+        ``known`` maps pks to payloads the caller already read (saves the read);
+        ``keep_if`` re-checks an object that changed after it was read (a filter): one
+        that no longer passes is left alone.
+
+        Complexity: two round trips per ``CHUNK`` pks (read, then write).
+        """
+        pks = list(dict.fromkeys(pks))
+        if pipeline is not None:
+            items = [_Item(pk, None, frozenset()) for pk in pks]
+            alive = sum(1 for _p, a in self.read(self.client, pks) if a)
+            self.queue(pipeline, items)
+            return alive
+        client = self.client
+        deleted = 0
+        for chunk in chunked(pks, CHUNK):
+            if known is not None and all(pk in known for pk in chunk):
+                reads = [(known[pk], True) for pk in chunk]
+            else:
+                reads = self.read(client, chunk)
+            items = [
+                _Item(
+                    pk,
+                    None,
+                    frozenset(),
+                    payload,
+                    self.stored_entries(pk, payload),
+                    alive=alive,
+                    keep_if=keep_if,
+                )
+                for pk, (payload, alive) in zip(chunk, reads, strict=True)
+            ]
+            self.commit(client, items)
+            deleted += sum(1 for i in items if i.alive and not i.dropped and i.expected is not None)
+        return deleted
+
+    def purge_expired(self, batch: int = CHUNK, max_batches: int | None = None) -> int:
+        """Remove expired objects and their index entries, ``batch`` at a time.
+
+        Complexity: O(E log N) for E expired objects; two round trips per batch.
+        """
+        if not self.expiring:
+            return 0
+        client = self.client
+        members = self.keys.members()
+        purged = 0
+        done = 0
+        while max_batches is None or done < max_batches:
+            done += 1
+            sec, usec = client.time()
+            now = int(sec) * 1000 + int(usec) // 1000
+            pks = [text(m) for m in client.zrangebyscore(members, "-inf", now, start=0, num=batch)]
+            if not pks:
+                break
+            items = []
+            for pk, (payload, _alive) in zip(pks, self.read(client, pks), strict=True):
+                dead = Guard("dead", members, pk)
+                items.append(_Item(pk, None, frozenset(), payload, self.stored_entries(pk, payload), (dead,)))
+            self.commit(client, items)
+            purged += sum(1 for i in items if not i.dropped)
+            if len(pks) < batch:
+                break
+        return purged

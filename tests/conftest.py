@@ -1,0 +1,108 @@
+"""Shared fixtures: every behavioural test runs on fakeredis and on a real Redis.
+
+The real server comes from ``--redis-url`` or ``REDIS_URL`` (default
+``redis://127.0.0.1:6379/15``); its database is flushed before and after each test, so
+point it at a database you can spare. When nothing answers, the real half is skipped —
+unless ``REDIS_REQUIRED=1`` (CI sets it), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+from hypothesis import HealthCheck, settings
+
+from redis_schematics import HashRedisModel, SimpleRedisModel
+
+DEFAULT_URL = "redis://127.0.0.1:6379/15"
+
+settings.register_profile("dev", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=False,
+)
+settings.register_profile(
+    "deep",
+    max_examples=2000,
+    stateful_step_count=80,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", DEFAULT_URL),
+        help="Redis server for the 'real' half of the tests (its db is flushed)",
+    )
+
+
+def real_client(config: pytest.Config, decode: bool = False) -> redis.Redis:
+    """A client of the real server, flushed; skips (or fails in CI) if none answers."""
+    url = config.getoption("--redis-url")
+    client = redis.Redis.from_url(url, decode_responses=decode, socket_timeout=10)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        if os.environ.get("REDIS_REQUIRED") == "1":
+            pytest.fail(f"REDIS_REQUIRED=1 but no Redis answers at {url}: {exc}")
+        pytest.skip(f"no Redis server at {url}")
+    client.flushdb()
+    return client
+
+
+def make_client(request: pytest.FixtureRequest, kind: str) -> Iterator[Any]:
+    decode = kind.endswith("-str")
+    if kind.startswith("fake"):
+        client = fakeredis.FakeRedis(decode_responses=decode)
+        yield client
+        client.close()
+    else:
+        client = real_client(request.config, decode)
+        yield client
+        client.flushdb()
+        client.close()
+
+
+CLIENT_KINDS = [
+    pytest.param("fake", marks=pytest.mark.fake),
+    pytest.param("fake-str", marks=pytest.mark.fake),
+    pytest.param("real", marks=pytest.mark.real),
+    pytest.param("real-str", marks=pytest.mark.real),
+]
+
+
+@pytest.fixture(params=CLIENT_KINDS)
+def client(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A flushed Redis client: fakeredis or the real server, bytes or str replies."""
+    yield from make_client(request, request.param)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("fake", marks=pytest.mark.fake),
+        pytest.param("real", marks=pytest.mark.real),
+    ]
+)
+def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Like ``client`` but bytes replies only: for the slower tests."""
+    yield from make_client(request, request.param)
+
+
+LAYOUTS = {"simple": SimpleRedisModel, "hash": HashRedisModel}
+
+
+@pytest.fixture(params=list(LAYOUTS))
+def layout(request: pytest.FixtureRequest) -> type:
+    """The ready-made model class of each layout (subclass it in the test)."""
+    return LAYOUTS[request.param]
