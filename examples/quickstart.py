@@ -7,8 +7,8 @@ Run: python examples/quickstart.py
 from __future__ import annotations
 
 import os
-from typing import Any
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from schematics import models, types
 

@@ -86,21 +86,22 @@ def score(value: Any) -> float:
 
 
 def score_is_exact(value: Any) -> bool:
-    """True when :func:`score` maps ``value`` to a double without rounding."""
+    """True when no other value of its type has the same :func:`score` as ``value``.
+
+    Only then may an index treat "score == score(value)" as "value == value" (and a
+    strict bound as strict): an int beyond 2**53 rounds onto its neighbours, and so does
+    2**53 itself (2**53 + 1 rounds down to it); any Decimal shares its double with
+    Decimals that differ in a far digit.
+    """
     value = normalize(value)
     if isinstance(value, dt.datetime):
-        return abs(_micros(value)) <= 2**53
+        return abs(_micros(value)) < 2**53
     if isinstance(value, dt.date):
         return True
     if isinstance(value, float):
         return not math.isnan(value)
-    s = score(value)
-    if math.isinf(s):
-        return False
     if isinstance(value, int):
-        return int(s) == value
-    if isinstance(value, Decimal):
-        return Decimal(s) == value
+        return abs(value) < 2**53
     return False
 
 

@@ -1,0 +1,163 @@
+"""The fast load path builds objects indistinguishable from schematics' own (no Redis)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from schematics import models, types
+from schematics.exceptions import DataError
+from schematics.types import compound
+
+from redis_schematics.hydration import compile_loader, loader_for
+from redis_schematics.serializers import dumps, loads
+
+FIELD_KINDS: dict[str, tuple[Any, st.SearchStrategy[Any]]] = {
+    "string": (types.StringType, st.text()),
+    "email": (types.EmailType, st.sampled_from(["a@b.cd", "x.y@z.org"])),
+    "int": (types.IntType, st.integers(min_value=-(2**70), max_value=2**70)),
+    "float": (types.FloatType, st.floats(allow_nan=False, allow_infinity=False)),
+    "bool": (types.BooleanType, st.booleans()),
+    "uuid": (types.UUIDType, st.uuids()),
+    "decimal": (types.DecimalType, st.decimals(allow_nan=False, allow_infinity=False, places=4)),
+    # schematics writes years < 1000 without zero padding and cannot read them back
+    "date": (types.DateType, st.dates(min_value=dt.date(1000, 1, 1))),
+    "datetime": (
+        types.DateTimeType,
+        st.datetimes(
+            min_value=dt.datetime(1000, 1, 2),
+            # whole-minute offsets: schematics cannot read back an offset with seconds
+            timezones=st.one_of(
+                st.none(),
+                st.integers(-14 * 60, 14 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m))),
+            ),
+            allow_imaginary=False,
+        ),
+    ),
+    "ints": (lambda: compound.ListType(types.IntType()), st.lists(st.integers(), max_size=4)),
+    "strmap": (
+        lambda: compound.DictType(types.StringType()),
+        st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
+    ),
+}
+
+
+def build_model(kinds: list[str]) -> type:
+    attrs: dict[str, Any] = {f"f{i}": FIELD_KINDS[k][0]() for i, k in enumerate(kinds)}
+    return type(models.Model)("Generated", (models.Model,), attrs)
+
+
+@st.composite
+def model_and_raw(draw: st.DrawFn) -> tuple[type, dict[str, Any]]:
+    kinds = draw(st.lists(st.sampled_from(sorted(FIELD_KINDS)), min_size=1, max_size=6))
+    model = build_model(kinds)
+    values = {}
+    for i, kind in enumerate(kinds):
+        values[f"f{i}"] = draw(st.one_of(st.none(), FIELD_KINDS[kind][1]))
+    obj = model(values)
+    raw = loads(dumps(obj.to_primitive()))  # what the library stores and reads back
+    if draw(st.booleans()) and raw:
+        raw.pop(draw(st.sampled_from(sorted(raw))))  # a field missing from old data
+    return model, raw
+
+
+def state(obj: Any) -> dict[str, tuple[type, Any]]:
+    return {k: (type(v), v) for k, v in obj._data.converted.items()}
+
+
+@given(model_and_raw())
+def test_fast_load_equals_schematics(case: tuple[type, dict[str, Any]]) -> None:
+    model, raw = case
+    fast = loader_for(model)(dict(raw))
+    slow = model(dict(raw), strict=False)
+    assert type(fast) is model
+    assert state(fast) == state(slow)
+    assert dict(fast._data.valid) == dict(slow._data.valid)
+    assert fast.to_primitive() == slow.to_primitive()
+    assert fast.to_native() == slow.to_native()
+    for name in model.fields:
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert type(a) is type(b)
+        assert a == b
+        if isinstance(a, dt.datetime) and a.tzinfo is not None:
+            assert type(a.tzinfo) is type(b.tzinfo)
+
+
+@given(model_and_raw())
+def test_fast_load_validates_and_mutates_like_schematics(case: tuple[type, dict[str, Any]]) -> None:
+    model, raw = case
+    fast = loader_for(model)(dict(raw))
+    slow = model(dict(raw), strict=False)
+    fast.validate()
+    slow.validate()
+    assert fast.to_primitive() == slow.to_primitive()
+    name = next(iter(model.fields))
+    setattr(fast, name, None)
+    setattr(slow, name, None)
+    assert fast.to_primitive() == slow.to_primitive()
+
+
+def test_common_model_takes_the_fast_path() -> None:
+    model = build_model(["string", "int", "float", "bool", "uuid", "date", "datetime", "ints", "strmap"])
+    assert compile_loader(model) is not None
+
+
+def test_unknown_field_type_uses_schematics() -> None:
+    class Custom(types.StringType):
+        def to_native(self, value: Any, context: Any = None) -> Any:
+            return f"custom:{value}"
+
+    model = type(models.Model)("WithCustom", (models.Model,), {"c": Custom()})
+    assert compile_loader(model) is None
+    assert loader_for(model)({"c": "x"}).c == "custom:x"
+
+
+def test_nested_model_field_uses_schematics() -> None:
+    inner = type(models.Model)("Inner", (models.Model,), {"a": types.IntType()})
+    outer = type(models.Model)("Outer", (models.Model,), {"m": compound.ModelType(inner)})
+    assert compile_loader(outer) is None
+    loaded = loader_for(outer)({"m": {"a": 1}})
+    assert loaded.m.a == 1
+    assert type(loaded.m) is inner
+
+
+def test_missing_field_gets_its_default_like_schematics() -> None:
+    model = type(models.Model)("Defaults", (models.Model,), {"a": types.IntType(default=7)})
+    assert loader_for(model)({}).a == 7 == model({}, strict=False).a
+
+
+def test_aware_datetime_keeps_schematics_tzinfo_class() -> None:
+    model = build_model(["datetime"])
+    aware = dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    raw = json.loads(json.dumps(model({"f0": aware}).to_primitive()))
+    fast, slow = loader_for(model)(raw), model(raw, strict=False)
+    assert type(fast.f0.tzinfo) is type(slow.f0.tzinfo)
+    assert fast.f0 == slow.f0 == aware
+
+
+@pytest.mark.parametrize(
+    ("kind", "bad"),
+    [("int", "abc"), ("datetime", "2026-13-01T00:00:00.000000"), ("uuid", "zz"), ("date", "2026-02-30")],
+)
+def test_invalid_stored_value_raises_like_schematics(kind: str, bad: str) -> None:
+    model = build_model([kind])
+    with pytest.raises(DataError):
+        model({"f0": bad}, strict=False)
+    with pytest.raises(DataError):
+        loader_for(model)({"f0": bad})
+
+
+def test_decimal_and_uuid_types_are_exact() -> None:
+    model = build_model(["decimal", "uuid"])
+    u = uuid.uuid4()
+    raw = json.loads(json.dumps(model({"f0": Decimal("1.2500"), "f1": u}).to_primitive()))
+    obj = loader_for(model)(raw)
+    assert obj.f0 == Decimal("1.2500")
+    assert type(obj.f0) is Decimal
+    assert obj.f1 == u
