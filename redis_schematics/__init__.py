@@ -23,6 +23,7 @@ from redis_schematics.models import (
 )
 from redis_schematics.patches import patch_json
 from redis_schematics.query import Plan, Query
+from redis_schematics.transaction import Transaction, transaction
 
 __version__ = "1.0.0.dev0"
 
@@ -41,8 +42,10 @@ __all__ = [
     "SimpleRedisMixin",
     "SimpleRedisModel",
     "StrictPerformanceException",
+    "Transaction",
     "UniqueIndex",
     "UniqueViolation",
     "__version__",
     "patch_json",
+    "transaction",
 ]

@@ -16,6 +16,7 @@ The hierarchy::
     ├── UniqueViolation             a UniqueIndex value is owned by another object
     ├── CorruptPayload (ValueError) a stored payload cannot be read back; names the key
     └── WriteConflict               an object kept changing under a write; retries ran out
+        └── ConcurrentModification  Model.update() ran out of retries
 
 Messages name the model, the field or filters, and say what to do.
 """
@@ -106,7 +107,12 @@ class WriteConflict(RedisSchematicsError):
     """Concurrent writers kept changing an object; the write gave up after its retries."""
 
 
+class ConcurrentModification(WriteConflict):
+    """``Model.update`` found the object changed by someone else on every attempt."""
+
+
 __all__ = [
+    "ConcurrentModification",
     "ConfigurationError",
     "CorruptPayload",
     "InvalidFilterValue",

@@ -10,7 +10,7 @@ Letters in ``Complexity:`` sections: N = objects of the model, M = matches, K = 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from schematics import models, types
@@ -270,6 +270,25 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
         return cls.query(**kwargs).explain()
 
     # -- writes ---------------------------------------------------------------------------
+    @classmethod
+    def update(cls, pk: Any, fn: Callable[[Self], Any], retries: int = 10) -> Self:
+        """Read-modify-write with optimistic concurrency.
+
+        Loads the object, calls ``fn(obj)`` (which changes it in place, or returns a new
+        object), and saves it only if nobody changed it since it was read; otherwise
+        reloads and calls ``fn`` again, up to ``retries`` more times.
+
+        Raises:
+            NotFound: nothing is stored under ``pk``.
+            ConcurrentModification: the object changed under every attempt.
+            InvalidModel, UniqueViolation: as ``set``.
+
+        Complexity: two round trips per attempt (read, then one guarded write script).
+        """
+        store = cls._store()
+        obj: Self = store.update(store.check_pk(pk), fn, retries)
+        return obj
+
     @classmethod
     def set_many(cls, objs: Iterable[Any], pipeline: Any = None) -> None:
         """Store many objects.

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from redis.commands.core import Script
 from schematics.exceptions import BaseError
@@ -30,10 +30,12 @@ from schematics.types import BaseType, DateTimeType, DateType, NumberType
 
 from redis_schematics import serializers
 from redis_schematics.exceptions import (
+    ConcurrentModification,
     ConfigurationError,
     CorruptPayload,
     InvalidModel,
     InvalidPrimaryKey,
+    NotFound,
     UniqueViolation,
     WriteConflict,
 )
@@ -47,7 +49,7 @@ from redis_schematics.indexes import (
     UniqueIndex,
 )
 from redis_schematics.keys import KeySpace
-from redis_schematics.layouts.base import Guard, Layout, Op
+from redis_schematics.layouts.base import FieldLayout, Guard, Layout, Op
 from redis_schematics.lookups import COMPOUND_TYPES
 from redis_schematics.util import chunked, text
 
@@ -137,6 +139,12 @@ class _Item:
     dropped: bool = False  # left alone: renewed (purge) or no longer matching (delete)
     alive: bool = True  # visible when read (not past its deadline)
     keep_if: Callable[[Any], bool] | None = None  # deletes: re-check a changed object
+    store: Store | None = None  # the model it belongs to (a transaction mixes models)
+
+    @property
+    def owner(self) -> Store:
+        assert self.store is not None, "an _Item is always made by a Store"
+        return self.store
 
 
 @dataclass
@@ -158,7 +166,10 @@ class _Batch:
 
     def guard(self, item: _Item, g: Guard) -> None:
         expected = ABSENT if g.expected is None else g.expected
-        self.guard_args += [g.kind, self.pos(g.key), g.field, expected]
+        where: Any = self.pos(g.key)
+        if g.more_keys:  # "p1,p2,...": a guard reading several keys (layouts/base.py)
+            where = ",".join(str(self.pos(k)) for k in (g.key, *g.more_keys))
+        self.guard_args += [g.kind, where, g.field, expected]
         self.guards.append((item, g))
 
     def op(self, op: Op) -> None:
@@ -215,7 +226,10 @@ class Store:
         if not isinstance(prefix, str):  # the original declared it as a property
             prefix = self.name
         self.keys = KeySpace(prefix)
-        self.layout = layout_class(self.keys)
+        # A FieldLayout needs the model's fields and owns the payload codec.
+        make = getattr(layout_class, "for_model", None)
+        self.layout: Layout = layout_class(self.keys) if make is None else make(self.keys, model)
+        self.codec: FieldLayout | None = None if make is None else cast("FieldLayout", self.layout)
         expire = getattr(model, "__expire__", None)
         if expire is not None and (not isinstance(expire, int | float) or expire <= 0):
             msg = f"{self.name}.__expire__ must be a positive number of seconds or None, not {expire!r}."
@@ -256,9 +270,13 @@ class Store:
         return client
 
     def serialize(self, primitive: Any) -> Any:
+        if self.codec is not None:
+            return self.codec.encode(primitive)
         return self.model.__serializer__(primitive)  # type: ignore[attr-defined]
 
     def deserialize(self, payload: Any) -> Any:
+        if self.codec is not None:
+            return self.codec.decode(payload)
         return self.model.__deserializer__(payload)  # type: ignore[attr-defined]
 
     # -- primary keys -------------------------------------------------------------------
@@ -434,110 +452,77 @@ class Store:
             raise InvalidModel(msg, errors) from exc
         primitive = obj.to_primitive()
         values = {n: serializers.normalize(getattr(obj, n, None)) for n in self.indexed_fields}
-        return _Item(pk, self.serialize(primitive), self.entries(pk, values))
+        return self.item(pk, self.serialize(primitive), self.entries(pk, values))
 
-    def _build(self, items: Sequence[_Item]) -> _Batch:
-        batch = _Batch()
+    def member_op(self, pk: str) -> Op:
+        """The operation listing ``pk`` in the members set (with its deadline if expiring)."""
+        if self.expiring:
+            return ("MEMBER+", self.keys.members(), (pk, self.ttl_ms))
+        return ("SADD", self.keys.members(), (pk,))
+
+    def item(self, pk: str, payload: Any, entries: frozenset[Entry] = frozenset(), **kw: Any) -> _Item:
+        """A write of ``payload`` (None = delete) for ``pk`` of this model."""
+        return _Item(pk, payload, entries, store=self, **kw)
+
+    def add_to(self, batch: _Batch, item: _Item) -> None:
+        """Add the guards and operations of one object's write to ``batch``."""
         members = self.keys.members()
-        for item in items:
-            if item.dropped:
-                continue
-            batch.guard(item, self.layout.guard(item.pk, item.expected))
-            for g in item.extra:
-                batch.guard(item, g)
-            guards, index_ops = _diff(item.old, item.entries)
-            for g in guards:
-                batch.guard(item, g)
-            if item.payload is not None:
-                for op in self.layout.put_ops(item.pk, item.payload, self.physical_ms):
-                    batch.op(op)
-                batch.op(("MEMBER+" if self.expiring else "SADD", members, (item.pk,)))
-            else:
-                for op in self.layout.delete_ops(item.pk):
-                    batch.op(op)
-                batch.op(("ZREM" if self.expiring else "SREM", members, (item.pk,)))
-            for op in index_ops:
+        batch.guard(item, self.layout.guard(item.pk, item.expected))
+        for g in item.extra:
+            batch.guard(item, g)
+        guards, index_ops = _diff(item.old, item.entries)
+        for g in guards:
+            batch.guard(item, g)
+        if item.payload is not None:
+            for op in self.layout.put_ops(item.pk, item.payload, self.physical_ms):
                 batch.op(op)
-            if self.expiring and item.payload is not None:
-                for key in dict.fromkeys([members, *(e.key for e in item.entries)]):
-                    batch.op(("EXTEND", key, (self.physical_ms,)))
-        return batch
+            batch.op(self.member_op(item.pk))
+        else:
+            for op in self.layout.delete_ops(item.pk):
+                batch.op(op)
+            batch.op(("ZREM" if self.expiring else "SREM", members, (item.pk,)))
+        for op in index_ops:
+            batch.op(op)
+        if self.expiring and item.payload is not None:
+            for key in dict.fromkeys([members, *(e.key for e in item.entries)]):
+                batch.op(("EXTEND", key, (self.physical_ms,)))
+
+    def unique_violation(self, item: _Item, g: Guard, owner: Any) -> UniqueViolation:
+        index_field = next(i.field for i in self.indexes if isinstance(i, UniqueIndex) and i.key == g.key)
+        msg = (
+            f"{self.name}.{index_field} = {g.field!r} already belongs to {self.name} "
+            f"{text(owner)!r}; {item.pk!r} was not written. Values of a UniqueIndex "
+            "field must differ between objects."
+        )
+        return UniqueViolation(msg, field=index_field, value=g.field, owner=text(owner))
 
     def queue(self, pipeline: Any, items: Sequence[_Item]) -> None:
-        """Queue writes on a user's pipeline: their stored state is read now (one round
-        trip on the model's client) and checked again when the pipeline runs; a change in
-        between makes that command fail with an "RSGUARD" error and write nothing."""
-        reads = self.read(self.client, [i.pk for i in items])
-        for item, (payload, _alive) in zip(items, reads, strict=True):
-            item.expected = payload
-            item.old = self.stored_entries(item.pk, payload)
-        batch = self._build(items)
-        if batch.n_ops:
-            script(self.client, "apply_write")(batch.keys, batch.argv(True, self.ttl_ms), client=pipeline)
+        """Queue writes on a user's pipeline (see :func:`queue`)."""
+        queue(self.client, pipeline, items)
 
-    def commit(self, client: Any, items: Sequence[_Item]) -> None:
-        """Apply ``items`` all-or-nothing, retrying while the stored state moves.
-
-        Each attempt is one ``apply_write.lua`` call (one round trip). A failed guard
-        returns the current payload, so a retry needs no extra read.
-
-        Raises:
-            UniqueViolation: a UniqueIndex value belongs to another object.
-            WriteConflict: the objects kept changing for MAX_ATTEMPTS attempts.
-        """
-        run = script(client, "apply_write")
-        for _attempt in range(MAX_ATTEMPTS):
-            batch = self._build(items)
-            if not batch.n_ops:
-                return
-            reply = run(batch.keys, batch.argv(False, self.ttl_ms), client=client)
-            if reply == 1:
-                return
-            stale = False
-            violations = []
-            for n in range(0, len(reply), 2):
-                item, g = batch.guards[int(reply[n]) - 1]
-                current = reply[n + 1]
-                if g.kind in ("get", "hget"):
-                    item.expected = current
-                    item.old = self.stored_entries(item.pk, current)
-                    item.alive = current is not None
-                    if item.keep_if is not None and current is not None:
-                        item.dropped = not item.keep_if(self.hydrate(item.pk, current))
-                    stale = True
-                elif g.kind == "dead":
-                    item.dropped = True
-                    stale = True
-                else:
-                    violations.append((item, g, current))
-            if not stale and violations:
-                item, g, owner = violations[0]
-                index_field = next(
-                    i.field for i in self.indexes if isinstance(i, UniqueIndex) and i.key == g.key
-                )
-                msg = (
-                    f"{self.name}.{index_field} = {g.field!r} already belongs to {self.name} "
-                    f"{text(owner)!r}; {item.pk!r} was not written. Values of a UniqueIndex "
-                    "field must differ between objects."
-                )
-                raise UniqueViolation(msg, field=index_field, value=g.field, owner=text(owner))
-        msg = (
-            f"{self.name}: gave up writing {[i.pk for i in items][:5]} after {MAX_ATTEMPTS} "
-            "attempts; other clients kept changing them."
-        )
-        raise WriteConflict(msg)
+    def commit(self, client: Any, items: Sequence[_Item], attempts: int = MAX_ATTEMPTS) -> None:
+        """Apply ``items`` all-or-nothing (see :func:`commit`)."""
+        commit(client, items, attempts)
 
     def save(self, objs: Sequence[Any], pipeline: Any = None) -> None:
         """Store objects with their index entries; see ``set_many`` for the guarantees."""
         prepared = [self.prepare(obj) for obj in objs]  # every object valid before any write
         items = list({item.pk: item for item in prepared}.values())  # last one wins
         if pipeline is not None:
-            self.queue(pipeline, items)
+            self._defer(pipeline, items)
             return
         client = self.client
         for chunk in chunked(items, CHUNK):
             # Optimistic: assume absent; a stored object is reported back with its payload.
             self.commit(client, chunk)
+
+    def _defer(self, pipeline: Any, items: list[_Item]) -> None:
+        """Hand writes to a ``transaction()`` block, or queue them on a redis pipeline."""
+        collect = getattr(pipeline, "rs_collect", None)
+        if collect is not None:
+            collect(self.client, items)
+        else:
+            self.queue(pipeline, items)
 
     def delete_pks(
         self,
@@ -550,17 +535,18 @@ class Store:
 
         ``known`` maps pks to payloads the caller already read (saves the read);
         ``keep_if`` re-checks an object that changed after it was read (a filter): one
-        that no longer passes is left alone.
+        that no longer passes is left alone. With ``pipeline=`` the count is of the
+        objects alive when the delete was queued.
 
         Complexity: two round trips per ``CHUNK`` pks (read, then write).
         """
         pks = list(dict.fromkeys(pks))
-        if pipeline is not None:
-            items = [_Item(pk, None, frozenset()) for pk in pks]
-            alive = sum(1 for _p, a in self.read(self.client, pks) if a)
-            self.queue(pipeline, items)
-            return alive
         client = self.client
+        if pipeline is not None:
+            items = [self.item(pk, None) for pk in pks]
+            read_state(client, items)
+            self._defer(pipeline, items)
+            return sum(1 for i in items if i.alive)
         deleted = 0
         for chunk in chunked(pks, CHUNK):
             if known is not None and all(pk in known for pk in chunk):
@@ -568,20 +554,48 @@ class Store:
             else:
                 reads = self.read(client, chunk)
             items = [
-                _Item(
-                    pk,
-                    None,
-                    frozenset(),
-                    payload,
-                    self.stored_entries(pk, payload),
-                    alive=alive,
-                    keep_if=keep_if,
-                )
+                self.item(pk, None, expected=payload, old=self.stored_entries(pk, payload),
+                          alive=alive, keep_if=keep_if)
                 for pk, (payload, alive) in zip(chunk, reads, strict=True)
             ]
             self.commit(client, items)
             deleted += sum(1 for i in items if i.alive and not i.dropped and i.expected is not None)
         return deleted
+
+    def update(self, pk: str, fn: Callable[[Any], Any], retries: int) -> Any:
+        """Load ``pk``, apply ``fn``, save only if nobody changed it meanwhile; retry.
+
+        Raises:
+            NotFound: nothing is stored under ``pk``.
+            ConcurrentModification: still changing after ``retries`` retries.
+
+        Complexity: two round trips per attempt (read, then a guarded write).
+        """
+        client = self.client
+        for _attempt in range(retries + 1):
+            ((payload, alive),) = self.read(client, [pk])
+            if not alive:
+                msg = f"{self.name}.update: no object with pk {pk!r} ({self.layout.object_key(pk)!r})."
+                raise NotFound(msg)
+            obj = self.hydrate(pk, payload)
+            result = fn(obj)
+            if result is not None:
+                obj = result
+            item = self.prepare(obj)
+            if item.pk != pk:
+                msg = f"{self.name}.update({pk!r}): fn changed the pk to {item.pk!r}; it may not."
+                raise InvalidPrimaryKey(msg)
+            item.expected, item.old = payload, self.stored_entries(pk, payload)
+            try:
+                self.commit(client, [item], attempts=1)
+            except WriteConflict:
+                continue
+            return obj
+        msg = (
+            f"{self.name}.update({pk!r}): the object changed under every one of "
+            f"{retries + 1} attempts; retry later or raise retries."
+        )
+        raise ConcurrentModification(msg)
 
     def purge_expired(self, batch: int = CHUNK, max_batches: int | None = None) -> int:
         """Remove expired objects and their index entries, ``batch`` at a time.
@@ -604,9 +618,93 @@ class Store:
             items = []
             for pk, (payload, _alive) in zip(pks, self.read(client, pks), strict=True):
                 dead = Guard("dead", members, pk)
-                items.append(_Item(pk, None, frozenset(), payload, self.stored_entries(pk, payload), (dead,)))
+                old = self.stored_entries(pk, payload)
+                items.append(self.item(pk, None, expected=payload, old=old, extra=(dead,)))
             self.commit(client, items)
             purged += sum(1 for i in items if not i.dropped)
             if len(pks) < batch:
                 break
         return purged
+
+
+def build(items: Sequence[_Item]) -> _Batch:
+    """One ``apply_write.lua`` call for ``items`` (of one or several models)."""
+    batch = _Batch()
+    for item in items:
+        if not item.dropped:
+            item.owner.add_to(batch, item)
+    return batch
+
+
+def read_state(client: Any, items: Sequence[_Item]) -> None:
+    """Set each item's ``expected``/``old`` from what is stored now (one read per model)."""
+    by_store: dict[int, list[_Item]] = {}
+    for item in items:
+        by_store.setdefault(id(item.owner), []).append(item)
+    for group in by_store.values():
+        store = group[0].owner
+        reads = store.read(client, [i.pk for i in group])
+        for item, (payload, alive) in zip(group, reads, strict=True):
+            item.expected = payload
+            item.old = store.stored_entries(item.pk, payload)
+            item.alive = alive
+
+
+def queue(client: Any, pipeline: Any, items: Sequence[_Item]) -> None:
+    """Queue writes on a user's redis pipeline.
+
+    Their stored state is read now (on ``client``) and checked again when the pipeline
+    runs; a change in between makes that command fail with an "RSGUARD" error and write
+    nothing (the other commands of a non-transactional pipeline still run).
+    """
+    read_state(client, items)
+    batch = build(items)
+    if batch.n_ops:
+        script(client, "apply_write")(batch.keys, batch.argv(True, None), client=pipeline)
+
+
+def commit(client: Any, items: Sequence[_Item], attempts: int = MAX_ATTEMPTS) -> None:
+    """Apply ``items`` (of one or several models) all-or-nothing.
+
+    Each attempt is one ``apply_write.lua`` call (one round trip). A failed guard
+    returns the current payload, so the next attempt needs no extra read.
+
+    Raises:
+        UniqueViolation: a UniqueIndex value belongs to another object; nothing written.
+        WriteConflict: the objects kept changing for ``attempts`` attempts.
+    """
+    run = script(client, "apply_write")
+    for _attempt in range(attempts):
+        batch = build(items)
+        if not batch.n_ops:
+            return
+        reply = run(batch.keys, batch.argv(False, None), client=client)
+        if reply == 1:
+            return
+        stale = False
+        violations = []
+        for n in range(0, len(reply), 2):
+            item, g = batch.guards[int(reply[n]) - 1]
+            current = reply[n + 1]
+            store = item.owner
+            if g.kind == "uniq":
+                violations.append((item, g, current))
+                continue
+            stale = True
+            if g.kind == "dead":
+                item.dropped = True  # renewed since it expired: leave it
+                continue
+            item.expected = current
+            item.old = store.stored_entries(item.pk, current)
+            item.alive = current is not None
+            if item.keep_if is not None and current is not None:
+                item.dropped = not item.keep_if(store.hydrate(item.pk, current))
+        if not stale and violations:
+            item, g, owner = violations[0]
+            raise item.owner.unique_violation(item, g, owner)
+    names = sorted({i.owner.name for i in items})
+    msg = (
+        f"{', '.join(names)}: gave up writing {[i.pk for i in items][:5]} after {attempts} "
+        "attempt(s); other clients kept changing them."
+    )
+    raise WriteConflict(msg)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis_schematics.indexes import Entry, EqualityIndex, RangeIndex, UniqueIndex
-from redis_schematics.store import CHUNK, Store, _Batch, _diff, _Item, script
+from redis_schematics.store import CHUNK, Store, _Batch, _diff, script
 from redis_schematics.util import text
 
 
@@ -154,13 +154,13 @@ def rebuild(store: Store, rounds: int = 5) -> int:
         for start in range(0, len(todo), CHUNK):
             for pk, payload, want, have, in_members in todo[start : start + CHUNK]:
                 batch = _Batch()
-                item = _Item(pk, payload, want, payload, have)
+                item = store.item(pk, payload, want, expected=payload, old=have)
                 batch.guard(item, store.layout.guard(pk, payload))
                 guards, ops = _diff(have, want)
                 for g in guards:
                     batch.guard(item, g)
                 if payload is not None and not in_members:
-                    batch.op(("MEMBER+" if store.expiring else "SADD", members, (pk,)))
+                    batch.op(store.member_op(pk))
                     if store.expiring:
                         batch.op(("EXTEND", members, (store.physical_ms,)))
                 elif payload is None and in_members:

@@ -8,16 +8,20 @@
 -- KEYS: every key the guards and operations name (ARGV refers to them by position).
 -- ARGV[1]: "1" = report a failed guard as an error reply (queued in a user's pipeline),
 --          "0" = return it as data (the caller retries).
--- ARGV[2]: deadline offset in ms for MEMBER+ (the model's __expire__), or "".
+-- ARGV[2]: unused (was the deadline offset; MEMBER+ now carries its own).
 -- ARGV[3]: number of guards G, then G groups of 4:
 --          kind, key position, field, expected
 --          kind "get":  GET key must equal expected ("\0" = key absent)
 --          kind "hget": HGET key field must equal expected ("\0" = field absent)
+--          kind "hash": the state of object hash key must equal expected ("\0" = absent)
+--          kind "cols": key position is "p1,p2,..." (the column hashes); the state of
+--                       pk field in those columns must equal expected ("\0" = absent)
+--          (states: hash_state / columns_state below, as read_fields.lua returns them)
 --          kind "uniq": HGET key field must be absent or equal expected (a pk)
 --          kind "dead": ZSCORE key field must exist and be <= now (ms): still expired
 -- then the number of operations O, then O groups: command, key position, argc, args...
 --          SET HSET HDEL SADD SREM ZADD ZREM DEL  as in Redis
---          MEMBER+ member       ZADD key (now + ARGV[2]) member
+--          MEMBER+ member ms    ZADD key (now + ms) member: a deadline by server time
 --          EXTEND ms            make the key live at least ms more
 --          UNIQ- field pk       HDEL key field, only if its value is pk
 -- Returns 1 when applied. Otherwise nothing is written and it returns every failed guard
@@ -32,9 +36,44 @@ local PLAIN = {SET = true, HSET = true, HDEL = true, SADD = true, SREM = true,
 local n_guards = tonumber(ARGV[3])
 local i = 4
 
+-- The state of an object stored as one hash (Distributed layout): its fields sorted by
+-- name, each field and value as "<byte length>:<bytes>"; false when there is no hash.
+-- Sorted so that the state depends on the content only. Same as in read_fields.lua.
+local function hash_state(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return false end
+  local at = {}
+  for j = 1, #flat, 2 do at[#at + 1] = j end
+  table.sort(at, function(a, b) return flat[a] < flat[b] end)
+  local out = {}
+  for n, j in ipairs(at) do
+    out[n] = #flat[j] .. ':' .. flat[j] .. #flat[j + 1] .. ':' .. flat[j + 1]
+  end
+  return table.concat(out)
+end
+
+-- The state of pk in the column hashes (DistributedHash layout): per column, in order,
+-- "<byte length>:<value>", or "-" when the column has no value for pk; false when no
+-- column has one. Same as in read_fields.lua.
+local function columns_state(cols, pk)
+  local out, found = {}, false
+  for c, col in ipairs(cols) do
+    local v = redis.call('HGET', col, pk)
+    if v then
+      found = true
+      out[c] = #v .. ':' .. v
+    else
+      out[c] = '-'
+    end
+  end
+  if not found then return false end
+  return table.concat(out)
+end
+
 local failures = {}
 for g = 1, n_guards do
-  local kind, key, field, expected = ARGV[i], KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3]
+  local kind, where, field, expected = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local key = KEYS[tonumber(string.match(where, '^%d+'))]
   i = i + 4
   local current, ok
   if kind == 'get' then
@@ -42,6 +81,14 @@ for g = 1, n_guards do
     ok = (current == false and expected == ABSENT) or current == expected
   elseif kind == 'hget' then
     current = redis.call('HGET', key, field)
+    ok = (current == false and expected == ABSENT) or current == expected
+  elseif kind == 'hash' then
+    current = hash_state(key)
+    ok = (current == false and expected == ABSENT) or current == expected
+  elseif kind == 'cols' then
+    local cols = {}
+    for p in string.gmatch(where, '%d+') do cols[#cols + 1] = KEYS[tonumber(p)] end
+    current = columns_state(cols, field)
     ok = (current == false and expected == ABSENT) or current == expected
   elseif kind == 'uniq' then
     current = redis.call('HGET', key, field)
@@ -71,7 +118,7 @@ for o = 1, n_ops do
   for a = 1, argc do args[a] = ARGV[i + 2 + a] end
   i = i + 3 + argc
   if cmd == 'MEMBER+' then
-    redis.call('ZADD', key, now + tonumber(ARGV[2]), args[1])
+    redis.call('ZADD', key, now + tonumber(args[2]), args[1])
   elseif cmd == 'EXTEND' then
     local ms = tonumber(args[1])
     local ttl = redis.call('PTTL', key)

@@ -1,0 +1,87 @@
+"""All-or-nothing writes across objects and models: ``with transaction(client) as tx:``.
+
+Writes made with ``pipeline=tx`` (``set``, ``delete``, ``set_many``, ``delete_many`` of any
+model) are validated when they are made, kept in the transaction, and applied together
+when the block ends: one ``apply_write.lua`` call, so Redis applies every object and
+every index entry of the block, or (if a guard fails, e.g. a ``UniqueViolation``)
+nothing at all. If the block raises, nothing is written.
+
+Reads inside the block (``match``, ``filter``...) see what is committed in Redis, not
+the block's pending writes. A transaction is not isolated from concurrent writers: an
+object another client changes meanwhile is re-read and the block's write is applied on
+top of it (last writer wins, as for a plain ``set``), with exact index upkeep.
+
+All models of one transaction must live on the same Redis server (in a cluster, in one
+hash slot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from redis_schematics.exceptions import RedisSchematicsError
+from redis_schematics.store import _Item, commit, read_state
+
+
+class Transaction:
+    """The writes of one ``transaction()`` block. Pass it as ``pipeline=`` to write methods."""
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client
+        self.items: list[_Item] = []
+        self.state = "open"
+
+    def rs_collect(self, client: Any, items: list[_Item]) -> None:
+        """Called by the write methods: keep ``items`` for the commit."""
+        if self.state != "open":
+            msg = f"this transaction is {self.state}; start a new `with transaction(...)` block."
+            raise RedisSchematicsError(msg)
+        if self.client is None:
+            self.client = client
+        self.items.extend(items)
+
+    def commit(self) -> None:
+        """Apply every collected write atomically (two round trips: read, then write)."""
+        if self.state != "open":
+            return
+        self.state = "committed"
+        latest: dict[tuple[int, str], _Item] = {}
+        for item in self.items:  # the last write of an object in the block wins
+            latest[(id(item.owner), item.pk)] = item
+        items = list(latest.values())
+        if not items:
+            return
+        for item in items:
+            item.dropped = False
+        read_state(self.client, items)
+        commit(self.client, items)
+
+    def discard(self) -> None:
+        """Forget every collected write."""
+        self.state = "discarded"
+        self.items.clear()
+
+
+@contextmanager
+def transaction(client: Any = None) -> Iterator[Transaction]:
+    """Collect the writes made with ``pipeline=tx`` and commit them all-or-nothing.
+
+    ``client`` is the Redis client to commit with (default: the client of the first
+    model written). If the block raises, nothing is written.
+
+    Raises:
+        UniqueViolation: a write of the block claims a taken unique value; nothing written.
+        WriteConflict: the objects kept changing under the commit.
+
+    Complexity: one round trip to read the stored state of the block's objects, one
+    ``apply_write.lua`` call for everything (more only if other clients interfere).
+    """
+    tx = Transaction(client)
+    try:
+        yield tx
+    except BaseException:
+        tx.discard()
+        raise
+    tx.commit()
