@@ -138,7 +138,8 @@ def _script_args(store: Store, p: Plan, mode: str, offset: int, limit: int) -> t
         return positions[key]
 
     args: list[Any] = ["1" if store.expiring else "0", mode, offset, limit, len(p.order_keys)]
-    for key, (_field, desc) in zip(p.order_keys, p.order, strict=True):
+    # order_keys is empty when some order field has no RangeIndex: Python sorts then
+    for key, (_field, desc) in zip(p.order_keys, p.order if p.order_keys else (), strict=True):
         args += [pos(key), "1" if desc else "0"]
     args.append(len(p.steps))
     for step in p.steps:

@@ -76,7 +76,10 @@ class RangeIndex(BaseIndex):
             return Step(self.describe(), condition, atoms, exact=exact)
         values = condition.value if condition.lookup.many else (condition.value,)
         points = [self._point(v) for v in values]
-        atoms = tuple(dict.fromkeys(a for a, _ in points if a is not None))
         exact = all(e for _, e in points)
         negated = condition.lookup.negates is not None
+        # An inexact point catches a superset; excluding it on the server would drop the
+        # neighbours sharing its score. Only exact points are excluded there; the re-check
+        # removes the rows equal to an inexact one.
+        atoms = tuple(dict.fromkeys(a for a, e in points if a is not None and (e or not negated)))
         return Step(self.describe(), condition, atoms, negated=negated, exact=exact)
