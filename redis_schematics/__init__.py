@@ -16,6 +16,10 @@ from redis_schematics.exceptions import (
 from redis_schematics.indexes import EqualityIndex, RangeIndex, UniqueIndex
 from redis_schematics.models import (
     BaseRedisMixin,
+    DistributedHashRedisMixin,
+    DistributedHashRedisModel,
+    DistributedRedisMixin,
+    DistributedRedisModel,
     HashRedisMixin,
     HashRedisModel,
     SimpleRedisMixin,
@@ -29,6 +33,10 @@ __version__ = "1.0.0.dev0"
 
 __all__ = [
     "BaseRedisMixin",
+    "DistributedHashRedisMixin",
+    "DistributedHashRedisModel",
+    "DistributedRedisMixin",
+    "DistributedRedisModel",
     "EqualityIndex",
     "HashRedisMixin",
     "HashRedisModel",

@@ -5,6 +5,10 @@ Object keys keep the format of redis-schematics 0.3.x so that old data reads as 
 * Simple layout: a string key ``Prefix:pk`` per object;
 * Hash layout: one hash ``Prefix`` whose fields are ``Prefix:pk``.
 
+The Distributed layout keeps the object key: a hash ``Prefix:pk`` per object (one hash
+field per model field). The DistributedHash (column) layout has no object key: one hash
+``Prefix#col:field`` per model field maps each pk to that field's value.
+
 Everything the library adds (membership, indexes, temporary keys) lives under
 ``Prefix#...``. ``#`` is reserved: a prefix may not contain it, so these keys can never
 be an object key (those continue ``Prefix:``) nor a key of another model, even one whose
@@ -60,7 +64,8 @@ class KeySpace:
 
     # -- objects ------------------------------------------------------------------
     def object(self, pk: str) -> str:
-        """``Prefix:pk``: the string key of an object (Simple layout) or its hash field."""
+        """``Prefix:pk``: the string key of an object (Simple layout), its hash field (Hash
+        layout) or its own hash (Distributed layout)."""
         return f"{self.base}{SEP}{pk}"
 
     def pk_from_object(self, key: str) -> str:
@@ -103,6 +108,20 @@ class KeySpace:
     def unique(self, field: str) -> str:
         """Hash mapping each value token of ``field`` to the pk that owns it."""
         return self._meta("unique", field)
+
+    def column(self, field: str) -> str:
+        """``Prefix#col:field``: hash of pk -> value of one field (DistributedHash layout)."""
+        return self._meta("col", field)
+
+    def once(self, token: str) -> str:
+        """A marker (10 s) that the write carrying ``token`` was applied: ``update()`` sends
+        one so that redis-py resending the write after a lost reply is not taken for a
+        concurrent change (which would run the user's function twice)."""
+        return self._meta("once", token)
+
+    def once_pattern(self) -> str:
+        """A SCAN pattern for the idempotency markers."""
+        return escape_glob(self._meta("once", "")) + "*"
 
     def meta_pattern(self) -> str:
         """A SCAN pattern for every key the library adds for this model."""

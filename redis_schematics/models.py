@@ -3,7 +3,8 @@
 A mixin is thin: each method turns its arguments into a call on the model's
 :class:`~redis_schematics.store.Store` (built once per class from the dunder settings)
 or :class:`~redis_schematics.query.Query`. The layout is the only thing that differs
-between ``SimpleRedisMixin`` and ``HashRedisMixin``.
+between ``SimpleRedisMixin``, ``HashRedisMixin``, ``DistributedRedisMixin`` and
+``DistributedHashRedisMixin``.
 
 Letters in ``Complexity:`` sections: N = objects of the model, M = matches, K = filters.
 """
@@ -18,7 +19,13 @@ from schematics.models import ModelMeta
 
 from redis_schematics import serializers, upkeep
 from redis_schematics.exceptions import ConfigurationError, MultipleFound, NotFound
-from redis_schematics.layouts import HashPerModelLayout, KeyPerObjectLayout, Layout
+from redis_schematics.layouts import (
+    HashPerFieldLayout,
+    HashPerModelLayout,
+    HashPerObjectLayout,
+    KeyPerObjectLayout,
+    Layout,
+)
 from redis_schematics.lookups import Exact, parse_filters
 from redis_schematics.query import Plan, Query
 from redis_schematics.store import Store
@@ -109,7 +116,7 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
         return store.layout.object_key(pk)
 
     # -- instance methods ---------------------------------------------------------------------
-    def set(self, pipeline: Any = None) -> Self:
+    def set(self, pipeline: Any = None, only: Iterable[str] | None = None) -> Self:
         """Store the object and update its index entries, atomically.
 
         A missing pk is inferred (pk, id, ``__unique_together__``) or generated (uuid4 hex)
@@ -117,13 +124,19 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
         ``InvalidModel`` and nothing is written. With ``pipeline=`` the write is queued
         there (its stored state is read now and checked again when the pipeline runs).
 
+        ``only=["amount_kg"]`` writes just those fields: the stored object keeps its
+        other fields and only the index entries of those fields change. The Distributed
+        layouts write one hash field (column) per named field; Simple and Hash rewrite
+        the stored payload with those fields replaced. An object not stored yet is
+        written whole.
+
         Raises:
-            InvalidModel, UniqueViolation, WriteConflict.
+            InvalidModel, UniqueViolation, WriteConflict, UnknownField (``only``).
 
         Complexity: O(I) for I index entries; one round trip (one ``apply_write.lua``
-        call) for a new object, two when it replaces a stored one.
+        call) for a new object, two when it replaces a stored one or with ``only``.
         """
-        self._store().save([self], pipeline)
+        self._store().save([self], pipeline, only)
         return self
 
     def refresh(self) -> Self:
@@ -385,6 +398,28 @@ class HashRedisMixin(BaseRedisMixin):
     __layout_class__ = HashPerModelLayout
 
 
+class DistributedRedisMixin(BaseRedisMixin):
+    """One hash ``Prefix:pk`` per object, a hash field per model field
+    (``HashPerObjectLayout``).
+
+    Choose it for objects updated a field at a time (``obj.set(only=[...])`` writes one
+    hash field) and per-object TTLs.
+    """
+
+    __layout_class__ = HashPerObjectLayout
+
+
+class DistributedHashRedisMixin(BaseRedisMixin):
+    """One hash ``Prefix#col:field`` per model field, mapping pk -> value: a column store
+    (``HashPerFieldLayout``).
+
+    Choose it for few keys per model and partial writes; TTL is per model (the columns),
+    with exact per-object expiry kept by the members set.
+    """
+
+    __layout_class__ = HashPerFieldLayout
+
+
 class SimpleRedisModel(models.Model, SimpleRedisMixin):
     """A schematics Model using SimpleRedisMixin, with a ``pk`` field."""
 
@@ -393,5 +428,17 @@ class SimpleRedisModel(models.Model, SimpleRedisMixin):
 
 class HashRedisModel(models.Model, HashRedisMixin):
     """A schematics Model using HashRedisMixin, with a ``pk`` field."""
+
+    pk = types.StringType()
+
+
+class DistributedRedisModel(models.Model, DistributedRedisMixin):
+    """A schematics Model using DistributedRedisMixin, with a ``pk`` field."""
+
+    pk = types.StringType()
+
+
+class DistributedHashRedisModel(models.Model, DistributedHashRedisMixin):
+    """A schematics Model using DistributedHashRedisMixin, with a ``pk`` field."""
 
     pk = types.StringType()

@@ -17,7 +17,12 @@ import pytest
 import redis
 from hypothesis import HealthCheck, settings
 
-from redis_schematics import HashRedisModel, SimpleRedisModel
+from redis_schematics import (
+    DistributedHashRedisModel,
+    DistributedRedisModel,
+    HashRedisModel,
+    SimpleRedisModel,
+)
 
 DEFAULT_URL = "redis://127.0.0.1:6379/15"
 
@@ -99,7 +104,12 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
     yield from make_client(request, request.param)
 
 
-LAYOUTS = {"simple": SimpleRedisModel, "hash": HashRedisModel}
+LAYOUTS = {
+    "simple": SimpleRedisModel,
+    "hash": HashRedisModel,
+    "distributed": DistributedRedisModel,
+    "distributed_hash": DistributedHashRedisModel,
+}
 
 
 @pytest.fixture(params=list(LAYOUTS))
