@@ -24,6 +24,7 @@ from typing import Any
 
 from schematics.exceptions import BaseError
 from schematics.models import ModelDict
+from schematics.transforms import DEFAULT
 from schematics.types import (
     BaseType,
     BooleanType,
@@ -43,6 +44,10 @@ _MISSING = object()
 
 class _Fallback(Exception):
     """The fast path cannot build this object exactly; use schematics."""
+
+    @classmethod
+    def now(cls) -> Any:
+        raise cls
 
 
 def _same(cls: type, base: type, name: str) -> bool:
@@ -164,3 +169,86 @@ def loader_for(model: type) -> Loader:
             return slow(raw)
 
     return load
+
+
+# -- the other direction: instance -> primitive dict, as Model.to_primitive() --------------
+
+
+def _export_field(field: BaseType) -> Converter | None:
+    """A native -> primitive converter equal to what ``to_primitive()`` does, or None."""
+    cls = type(field)
+    slow = field.to_primitive
+    if getattr(field, "export_level", None) is not None:
+        return None
+    if isinstance(field, StringType | NumberType | BooleanType) and _same(cls, BaseType, "to_primitive"):
+        native = field.native_type
+        return lambda v: v if type(v) is native else slow(v)
+    if isinstance(field, UUIDType) and _same(cls, UUIDType, "to_primitive"):
+        return lambda v: str(v) if type(v) is uuid.UUID else slow(v)
+    if isinstance(field, DateTimeType) and _same(cls, DateTimeType, "to_primitive"):
+        if field.serialized_format != DateTimeType.SERIALIZED_FORMAT:
+            return None
+        # strftime("%Y-%m-%dT%H:%M:%S.%f%z") of a naive value, for 4-digit years
+        return lambda v: (
+            v.isoformat(timespec="microseconds")
+            if type(v) is dt.datetime and v.tzinfo is None and v.year >= 1000
+            else slow(v)
+        )
+    if type(field) is DateType and field.serialized_format == "%Y-%m-%d":
+        return lambda v: v.isoformat() if type(v) is dt.date and v.year >= 1000 else slow(v)
+    if type(field) is ListType:
+        inner = _export_field(field.field)
+        if inner is None:
+            return None
+        return lambda v: [inner(x) for x in v] if type(v) is list and None not in v else _Fallback.now()
+    return None
+
+
+def compile_dumper(model: type) -> Callable[[Any], dict[str, Any]] | None:
+    """A function ``instance -> primitive dict`` equal to ``instance.to_primitive()``, or
+    None when the model has options or fields the fast path does not reproduce."""
+    schema: Any = model._schema  # type: ignore[attr-defined]
+    options = schema.options
+    if options.roles or options.export_order or options.export_level != DEFAULT:
+        return None
+    plan: list[tuple[str, str, Converter]] = []
+    for name, field in schema.fields.items():
+        if not isinstance(field, BaseType):
+            return None
+        convert = _export_field(field)
+        if convert is None:
+            return None
+        plan.append((name, field.serialized_name or name, convert))
+
+    def dump(obj: Any) -> dict[str, Any]:
+        data = obj._data
+        values = {**data._valid, **data._converted, **data._unsafe}  # ChainMap order
+        out: dict[str, Any] = {}
+        for name, key, convert in plan:
+            value = values.get(name, _MISSING)
+            if value is _MISSING:
+                continue  # Undefined: dropped at the default export level
+            out[key] = None if value is None else convert(value)
+        return out
+
+    return dump
+
+
+def _slow_dump(obj: Any) -> dict[str, Any]:
+    primitive: dict[str, Any] = obj.to_primitive()
+    return primitive
+
+
+def dumper_for(model: type) -> Callable[[Any], dict[str, Any]]:
+    """The fastest exact ``instance -> primitive dict`` function for ``model``."""
+    fast = compile_dumper(model)
+    if fast is None:
+        return _slow_dump
+
+    def dump(obj: Any) -> dict[str, Any]:
+        try:
+            return fast(obj)
+        except (_Fallback, BaseError, TypeError, ValueError, AttributeError):
+            return _slow_dump(obj)
+
+    return dump

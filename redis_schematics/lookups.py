@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from schematics.exceptions import BaseError
-from schematics.types import compound
+from schematics.types import DateTimeType, compound
 
 from redis_schematics.exceptions import InvalidFilterValue, QueryError, UnknownField, UnknownLookup
-from redis_schematics.serializers import normalize
+from redis_schematics.serializers import UTC, normalize
 
 
 class Lookup:
@@ -160,7 +160,22 @@ class Condition:
 
 def _suggest(word: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f"; did you mean {close[0]!r}?" if close else "."
+
+
+def _to_native(field_type: Any, value: Any) -> Any:
+    """``field_type.to_native(value)``, except that a naive datetime given to a field that
+    requires a time zone (``TimestampType``, ``UTCDateTimeType``) is taken as UTC, as
+    everywhere else in queries."""
+    try:
+        return field_type.to_native(value)
+    except BaseError:
+        if not isinstance(field_type, DateTimeType):
+            raise
+        plain = DateTimeType().to_native(value)  # raises if it is no datetime at all
+        if plain.tzinfo is not None:
+            raise
+        return field_type.to_native(plain.replace(tzinfo=UTC))
 
 
 def convert_value(model: str, fields: Mapping[str, Any], name: str, value: Any) -> Any:
@@ -169,9 +184,10 @@ def convert_value(model: str, fields: Mapping[str, Any], name: str, value: Any) 
         return None
     field_type = fields[name]
     try:
-        native = field_type.to_native(value)
+        native = _to_native(field_type, value)
     except (BaseError, TypeError, ValueError) as exc:
-        detail = getattr(exc, "messages", None) or exc
+        messages = getattr(exc, "messages", None) or [exc]
+        detail = "; ".join(str(getattr(m, "summary", m)) for m in messages)
         msg = f"{model}.{name}: {value!r} is not a valid {type(field_type).__name__} value ({detail})"
         raise InvalidFilterValue(msg) from exc
     return normalize(native)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis_schematics.exceptions import QueryError, StrictPerformanceException, UnknownField
 from redis_schematics.indexes import Atom, RangeIndex, Step
+from redis_schematics.indexes.range import merge_ranges
 from redis_schematics.lookups import COMPOUND_TYPES, Condition, parse_filters
 from redis_schematics.serializers import normalize
 from redis_schematics.store import CHUNK, Store, script
@@ -47,8 +48,8 @@ class Plan:
 
     @property
     def countable(self) -> bool:
-        """The server's count is exact: every condition is indexed exactly."""
-        return not self.scan and not self.residual and all(s.exact for s in self.steps)
+        """The server's count is exact: every condition (if any) is indexed exactly."""
+        return not self.residual and all(s.exact for s in self.steps)
 
     @property
     def pageable(self) -> bool:
@@ -58,14 +59,14 @@ class Plan:
     def __str__(self) -> str:
         lines = [f"{self.model} query:"]
         if self.scan:
-            lines.append("  scan every object (no indexed condition)")
+            lines.append("  scan every object (no indexed condition)" if self.residual else "  every object")
         for s in self.steps:
-            lines.append(f"  index {s.index}: {s.condition}" + ("" if s.exact else " (re-checked)"))
+            lines.append(f"  index {s.index}: {s.describe()}" + ("" if s.exact else " (re-checked)"))
         for c in self.residual:
             lines.append(f"  check on loaded objects: {c}")
         if self.order:
             by = ", ".join(("-" if d else "") + f for f, d in self.order)
-            where = "on the server" if self.order_keys else "in Python"
+            where = "on the server" if self.pageable else "in Python"
             lines.append(f"  order by {by} ({where})")
         return "\n".join(lines)
 
@@ -78,7 +79,7 @@ def parse_order(store: Store, names: Sequence[str]) -> tuple[tuple[str, bool], .
         name = raw[1:] if desc else raw
         if name not in store.fields:
             close = difflib.get_close_matches(name, list(store.fields), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f"; did you mean {close[0]!r}?" if close else "."
             msg = (
                 f"{store.name}.order_by({raw!r}): no field {name!r}{hint} Fields: {', '.join(store.fields)}."
             )
@@ -88,6 +89,24 @@ def parse_order(store: Store, names: Sequence[str]) -> tuple[tuple[str, bool], .
             raise QueryError(msg)
         out.append((name, desc))
     return tuple(out)
+
+
+def _merge_ranges(steps: list[Step]) -> list[Step]:
+    """Fold the range steps of each RangeIndex (only it serves gt/gte/lt/lte) into one
+    window step, so ``a <= x < b`` reads the window, not everything above ``a``."""
+    groups: dict[str, list[Step]] = {}
+    for step in steps:
+        if step.condition.lookup.ordered:
+            groups.setdefault(step.index, []).append(step)
+    merged = {index: merge_ranges(group) for index, group in groups.items() if len(group) > 1}
+    out: list[Step] = []
+    for step in steps:
+        if step.condition.lookup.ordered and step.index in merged:
+            window = merged.pop(step.index)
+            out.append(window)
+        elif not (step.condition.lookup.ordered and len(groups[step.index]) > 1):
+            out.append(step)
+    return out
 
 
 def plan(store: Store, conditions: Sequence[Condition], order: tuple[tuple[str, bool], ...] = ()) -> Plan:
@@ -110,6 +129,7 @@ def plan(store: Store, conditions: Sequence[Condition], order: tuple[tuple[str, 
             residual.append(cond)
         else:
             steps.append(step)
+    steps = _merge_ranges(steps)
     ranges = {i.field: i.key for i in store.indexes if isinstance(i, RangeIndex)}
     order_keys = tuple(ranges[f] for f, _ in order if f in ranges)
     if len(order_keys) != len(order):
@@ -117,11 +137,17 @@ def plan(store: Store, conditions: Sequence[Condition], order: tuple[tuple[str, 
     result = Plan(store.name, tuple(steps), tuple(residual), order, order_keys, scan=not steps)
     if result.scan and conditions and store.strict:
         first = conditions[0]
-        kind = "a range index" if first.lookup.ordered else "an index"
+        kind = "an index"
+        if first.lookup.ordered:
+            kind = "a RangeIndex"
+        elif first.value is None or (first.lookup.many and None in first.value):
+            kind = "an EqualityIndex or RangeIndex (a UniqueIndex does not list None)"
+        have = [i.describe() for i in store.indexes if i.field == first.field]
+        has = f" ({', '.join(have)} cannot answer it)" if have else ""
         msg = (
             f"{store.name}.filter({', '.join(map(str, conditions))}) would read every object: "
-            f"{first.field}__{first.lookup.lookup_name} needs {kind} on {store.name}.{first.field}; "
-            "declare one in __indexes__ or turn off __strict_performance__."
+            f"{first.field}__{first.lookup.lookup_name} needs {kind} on {store.name}.{first.field}"
+            f"{has}; declare one in __indexes__ or turn off __strict_performance__."
         )
         raise StrictPerformanceException(msg)
     return result
@@ -223,12 +249,13 @@ class Query:
 
     def _candidate_pks(self, p: Plan) -> tuple[list[str], int]:
         """Candidate pks from the indexes (or every member), and how many were skipped."""
-        if p.scan:
-            pks = [pk for batch in self.store.member_batches(self.store.client) for pk in batch]
-            return pks, 0
         if p.pageable and (self.offset_ or self.limit_ is not None):
+            # sorted and cut on the server (also with no condition at all)
             limit = -1 if self.limit_ is None else self.limit_
             reply = self._candidates(p, "pks", self.offset_, limit)
+        elif p.scan:
+            pks = [pk for batch in self.store.member_batches(self.store.client) for pk in batch]
+            return pks, 0
         else:
             reply = self._candidates(p, "pks", 0, -1)
         return [text(pk) for pk in reply[2:]], int(reply[1])

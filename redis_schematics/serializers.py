@@ -24,7 +24,11 @@ def dumps(primitive: Any) -> str:
 
 
 def loads(payload: bytes | str) -> Any:
-    """Default ``__deserializer__``."""
+    """Default ``__deserializer__``: JSON text -> data.
+
+    Plain ``json``: orjson was tried and dropped, because it turns integers beyond 64
+    bits into floats (silently changing stored values); see docs/benchmarks.md.
+    """
     return json.loads(payload)
 
 

@@ -17,6 +17,8 @@ objects it lists, so an idle model disappears from Redis on its own.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import difflib
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,9 +39,10 @@ from redis_schematics.exceptions import (
     InvalidPrimaryKey,
     NotFound,
     UniqueViolation,
+    UnknownField,
     WriteConflict,
 )
-from redis_schematics.hydration import loader_for
+from redis_schematics.hydration import dumper_for, loader_for
 from redis_schematics.indexes import (
     BaseIndex,
     Entry,
@@ -49,7 +52,7 @@ from redis_schematics.indexes import (
     UniqueIndex,
 )
 from redis_schematics.keys import KeySpace
-from redis_schematics.layouts.base import FieldLayout, Guard, Layout, Op
+from redis_schematics.layouts.base import FieldLayout, Fields, Guard, Layout, Op
 from redis_schematics.lookups import COMPOUND_TYPES
 from redis_schematics.util import chunked, text
 
@@ -81,6 +84,26 @@ def script(client: Any, name: str) -> Script:
             _SOURCES[name] = files.read_text(encoding="utf-8")
         found = per_client[name] = client.register_script(_SOURCES[name])
     return found
+
+
+_PREFIXES: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
+
+
+def _claim_prefix(model: type, prefix: str) -> None:
+    """Refuse a prefix that is another live model's prefix followed by ':' (or the reverse).
+
+    Object keys are ``Prefix:pk``, so ``Shop`` and ``Shop:Order`` would share keys: an
+    order would also be a shop whose pk starts with "Order:".
+    """
+    for other, other_model in list(_PREFIXES.items()):
+        if other != prefix and (other.startswith(prefix + ":") or prefix.startswith(other + ":")):
+            msg = (
+                f"{model.__name__}.__prefix__ {prefix!r} would share keys with {other_model.__name__} "
+                f"(prefix {other!r}): objects of one would be read as objects of the other. Choose "
+                "prefixes where neither is the other followed by ':'."
+            )
+            raise ConfigurationError(msg)
+    _PREFIXES[prefix] = model
 
 
 def resolve_indexes(model: str, fields: dict[str, Any], spec: Any, keys: KeySpace) -> tuple[Index, ...]:
@@ -140,6 +163,8 @@ class _Item:
     alive: bool = True  # visible when read (not past its deadline)
     keep_if: Callable[[Any], bool] | None = None  # deletes: re-check a changed object
     store: Store | None = None  # the model it belongs to (a transaction mixes models)
+    #: partial writes (``set(only=...)``): (payload, entries) given what is stored
+    merge: Callable[[_Item], tuple[Any, frozenset[Entry]]] | None = None
 
     @property
     def owner(self) -> Store:
@@ -157,6 +182,8 @@ class _Batch:
     op_args: list[Any] = field(default_factory=list)
     guards: list[tuple[_Item, Guard]] = field(default_factory=list)
     n_ops: int = 0
+    #: unique values another object of this call gives up: (hash key, token) -> its pk
+    releases: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def pos(self, key: str) -> int:
         if key not in self.positions:
@@ -166,6 +193,11 @@ class _Batch:
 
     def guard(self, item: _Item, g: Guard) -> None:
         expected = ABSENT if g.expected is None else g.expected
+        if g.kind == "uniq" and (g.key, g.field) in self.releases:
+            # Claiming a value another object of this call releases: at check time that
+            # object owns it (its own guard pins its stored state); the conditional
+            # release (UNIQ-) and the claim (HSET) then apply in either order.
+            expected = self.releases[(g.key, g.field)]
         where: Any = self.pos(g.key)
         if g.more_keys:  # "p1,p2,...": a guard reading several keys (layouts/base.py)
             where = ",".join(str(self.pos(k)) for k in (g.key, *g.more_keys))
@@ -177,10 +209,12 @@ class _Batch:
         self.op_args += [cmd, self.pos(key), len(args), *args]
         self.n_ops += 1
 
-    def argv(self, strict: bool, ttl_ms: int | None) -> list[Any]:
+    def argv(self, strict: bool, once: str | None = None) -> list[Any]:
+        """ARGV for ``apply_write.lua``; ``once`` names a token key making the call
+        idempotent (a resend of an applied call returns 1 and writes nothing)."""
         return [
             "1" if strict else "0",
-            "" if ttl_ms is None else ttl_ms,
+            "" if once is None else self.pos(once),
             len(self.guards),
             *self.guard_args,
             self.n_ops,
@@ -225,7 +259,12 @@ class Store:
             prefix = getattr(model, "__prefix__", None)
         if not isinstance(prefix, str):  # the original declared it as a property
             prefix = self.name
-        self.keys = KeySpace(prefix)
+        try:
+            self.keys = KeySpace(prefix)
+        except ConfigurationError as exc:
+            msg = f"{self.name}: {exc}"
+            raise ConfigurationError(msg) from exc
+        _claim_prefix(model, prefix)
         # A FieldLayout needs the model's fields and owns the payload codec.
         make = getattr(layout_class, "for_model", None)
         self.layout: Layout = layout_class(self.keys) if make is None else make(self.keys, model)
@@ -249,6 +288,9 @@ class Store:
         self.primitive_names = {name: (f.serialized_name or name) for name, f in self.fields.items()}
         #: primitive dict -> instance, exactly as schematics would build it, but faster
         self.loader = loader_for(model)
+        self.date_fields = tuple(n for n, f in self.fields.items() if isinstance(f, DateType | DateTimeType))
+        #: instance -> primitive dict, byte-for-byte what to_primitive() gives, but faster
+        self.dumper = dumper_for(model)
         # An object past its deadline keeps its payload one more period when indexes need it.
         self.physical_ms: int | None = (
             None if self.ttl_ms is None else self.ttl_ms * (2 if self.indexes else 1)
@@ -336,13 +378,22 @@ class Store:
         """
         data = self._primitive(pk, payload)
         try:
-            return self.loader(data)
+            obj = self.loader(data)
         except BaseError as exc:
             msg = (
                 f"{self.name} object {pk!r} ({self.layout.object_key(pk)!r}): the stored payload "
                 f"does not fit the model ({exc}); rewrite or delete it."
             )
             raise CorruptPayload(msg, key=self.layout.object_key(pk)) from exc
+        claimed = self.pk_of(obj)
+        if claimed is not None and claimed != pk:
+            # Loading it would make a later set()/delete() act on the object it names.
+            msg = (
+                f"{self.name} object {pk!r} ({self.layout.object_key(pk)!r}): the stored payload "
+                f"says its pk is {claimed!r}; rewrite or delete it."
+            )
+            raise CorruptPayload(msg, key=self.layout.object_key(pk))
+        return obj
 
     def entries(self, pk: str, values: dict[str, Any]) -> frozenset[Entry]:
         """Every index entry of an object whose indexed fields hold ``values``."""
@@ -351,19 +402,20 @@ class Store:
             out += index.entries(pk, values.get(index.field))
         return frozenset(out)
 
+    def indexed_values(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The normalized native values of the indexed fields of a primitive dict."""
+        values = {}
+        for name in self.indexed_fields:
+            raw = data.get(self.primitive_names[name])
+            values[name] = None if raw is None else serializers.normalize(self.fields[name].to_native(raw))
+        return values
+
     def stored_entries(self, pk: str, payload: Any) -> frozenset[Entry]:
         """Index entries implied by a stored payload (best effort when it is corrupt)."""
         if payload is None:
             return frozenset()
         try:
-            data = self._primitive(pk, payload)
-            values = {}
-            for name in self.indexed_fields:
-                raw = data.get(self.primitive_names[name])
-                values[name] = (
-                    None if raw is None else serializers.normalize(self.fields[name].to_native(raw))
-                )
-            return self.entries(pk, values)
+            return self.entries(pk, self.indexed_values(self._primitive(pk, payload)))
         except (CorruptPayload, BaseError, TypeError, ValueError, InvalidModel):
             # Unreadable: only entries found by pk alone can be removed (range ZREM).
             return frozenset(Entry("zset", i.key, pk) for i in self.indexes if isinstance(i, RangeIndex))
@@ -376,17 +428,39 @@ class Store:
         """
         if not pks:
             return []
-        if not self.expiring:
-            return [(p, p is not None) for p in self.layout.read(client, pks)]
-        pipe = client.pipeline(transaction=False)
-        self.layout.read(pipe, pks)
-        pipe.zmscore(self.keys.members(), list(pks))
-        pipe.time()
-        payloads, deadlines, (sec, usec) = pipe.execute()
+        try:
+            if not self.expiring:
+                return [(p, p is not None) for p in self.layout.read(client, pks)]
+            pipe = client.pipeline(transaction=False)
+            self.layout.read(pipe, pks)
+            pipe.zmscore(self.keys.members(), list(pks))
+            pipe.time()
+            payloads, deadlines, (sec, usec) = pipe.execute()
+        except UnicodeDecodeError as exc:
+            raise self._undecodable(client, pks) from exc
         now = int(sec) * 1000 + int(usec) // 1000
+        # No deadline but a payload: written by 0.3.x (Redis' own TTL still governs it) and
+        # not adopted by rebuild_indexes() yet. Every write of this library lists the pk.
         return [
-            (p, p is not None and d is not None and d > now) for p, d in zip(payloads, deadlines, strict=True)
+            (p, p is not None and (d is None or d > now)) for p, d in zip(payloads, deadlines, strict=True)
         ]
+
+    def _undecodable(self, client: Any, pks: Sequence[str]) -> CorruptPayload:
+        """The error for a payload a ``decode_responses=True`` client cannot decode."""
+        bad = pks[0]
+        for pk in pks:  # find the culprit, one read each
+            try:
+                self.layout.read(client, [pk])
+            except UnicodeDecodeError:
+                bad = pk
+                break
+        key = self.layout.object_key(bad)
+        msg = (
+            f"{self.name} object {bad!r} ({key!r}): the stored payload is not UTF-8, and this "
+            "client decodes replies (decode_responses=True); rewrite or delete it with a client "
+            "that does not decode."
+        )
+        return CorruptPayload(msg, key=key)
 
     def load(self, client: Any, pks: Sequence[str]) -> list[tuple[str, Any, Any]]:
         """(pk, payload, object) for each alive object among ``pks``, in order.
@@ -439,6 +513,13 @@ class Store:
 
         Raises InvalidModel / InvalidPrimaryKey before anything is written.
         """
+        model: Any = self.model
+        if not isinstance(obj, model):
+            msg = (
+                f"{self.name} can only store {self.name} instances, not {type(obj).__name__} "
+                f"({obj!r:.60}); build one with {self.name}(data)."
+            )
+            raise InvalidModel(msg)
         pk = self.pk_of(obj)
         if pk is None:
             pk = uuid.uuid4().hex
@@ -450,7 +531,8 @@ class Store:
             errors = exc.to_primitive() if hasattr(exc, "to_primitive") else str(exc)
             msg = f"{self.name} {pk!r} is not valid, nothing was written: {errors}"
             raise InvalidModel(msg, errors) from exc
-        primitive = obj.to_primitive()
+        self._refuse_old_years(pk, obj)
+        primitive = self.dumper(obj)
         values = {n: serializers.normalize(getattr(obj, n, None)) for n in self.indexed_fields}
         return self.item(pk, self.serialize(primitive), self.entries(pk, values))
 
@@ -460,14 +542,28 @@ class Store:
             return ("MEMBER+", self.keys.members(), (pk, self.ttl_ms))
         return ("SADD", self.keys.members(), (pk,))
 
+    def _refuse_old_years(self, pk: str, obj: Any) -> None:
+        """schematics writes a date before year 1000 as "999-..." and cannot read it back:
+        refuse it rather than store an object that could never be loaded."""
+        for name in self.date_fields:
+            value = getattr(obj, name, None)
+            if isinstance(value, dt.date) and value.year < 1000:
+                msg = (
+                    f"{self.name} {pk!r}: {name} = {value!r} is before year 1000, which schematics "
+                    "cannot read back once stored; nothing was written."
+                )
+                raise InvalidModel(msg, {name: "year before 1000"})
+
     def item(self, pk: str, payload: Any, entries: frozenset[Entry] = frozenset(), **kw: Any) -> _Item:
         """A write of ``payload`` (None = delete) for ``pk`` of this model."""
         return _Item(pk, payload, entries, store=self, **kw)
 
     def add_to(self, batch: _Batch, item: _Item) -> None:
         """Add the guards and operations of one object's write to ``batch``."""
+        if item.merge is not None:  # a partial write: what it writes depends on what is stored
+            item.payload, item.entries = item.merge(item)
         members = self.keys.members()
-        batch.guard(item, self.layout.guard(item.pk, item.expected))
+        batch.guard(item, self.guard(item))
         for g in item.extra:
             batch.guard(item, g)
         guards, index_ops = _diff(item.old, item.entries)
@@ -500,19 +596,29 @@ class Store:
         """Queue writes on a user's pipeline (see :func:`queue`)."""
         queue(self.client, pipeline, items)
 
-    def commit(self, client: Any, items: Sequence[_Item], attempts: int = MAX_ATTEMPTS) -> None:
+    def commit(
+        self, client: Any, items: Sequence[_Item], attempts: int = MAX_ATTEMPTS, once: str | None = None
+    ) -> None:
         """Apply ``items`` all-or-nothing (see :func:`commit`)."""
-        commit(client, items, attempts)
+        commit(client, items, attempts, once)
 
-    def save(self, objs: Sequence[Any], pipeline: Any = None) -> None:
-        """Store objects with their index entries; see ``set_many`` for the guarantees."""
+    def save(self, objs: Sequence[Any], pipeline: Any = None, only: Iterable[str] | None = None) -> None:
+        """Store objects with their index entries; see ``set_many`` for the guarantees.
+
+        ``only``: write just these fields (see :meth:`partial`).
+        """
         prepared = [self.prepare(obj) for obj in objs]  # every object valid before any write
+        if only is not None:
+            names = self.field_names(only)
+            prepared = [self.partial(item, obj, names) for item, obj in zip(prepared, objs, strict=True)]
         items = list({item.pk: item for item in prepared}.values())  # last one wins
         if pipeline is not None:
             self._defer(pipeline, items)
             return
         client = self.client
         for chunk in chunked(items, CHUNK):
+            if only is not None:  # partial: merged with what is stored (and alive), so read it
+                read_state(client, chunk)
             # Optimistic: assume absent; a stored object is reported back with its payload.
             self.commit(client, chunk)
 
@@ -523,6 +629,70 @@ class Store:
             collect(self.client, items)
         else:
             self.queue(pipeline, items)
+
+    # -- partial writes: obj.set(only=[...]) ---------------------------------------------
+    def field_names(self, only: Iterable[str]) -> tuple[str, ...]:
+        """Check the field names of ``set(only=...)``.
+
+        Raises:
+            UnknownField: a name is not a field of the model.
+        """
+        names = (only,) if isinstance(only, str) else tuple(only)
+        for name in names:
+            if name not in self.fields:
+                close = difflib.get_close_matches(name, list(self.fields), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                msg = f"{self.name}.set(only=...): no field {name!r}{hint} Fields: {', '.join(self.fields)}."
+                raise UnknownField(msg)
+        return names
+
+    def guard(self, item: _Item) -> Guard:
+        """The layout's guard for ``item``; a field layout's partial write checks only
+        the fields it writes (writers of other fields never make it retry)."""
+        payload = item.payload
+        if self.codec is not None and isinstance(payload, Fields) and payload.partial:
+            return self.codec.guard(item.pk, item.expected, tuple(payload.values))
+        return self.layout.guard(item.pk, item.expected)
+
+    def partial(self, item: _Item, obj: Any, names: tuple[str, ...]) -> _Item:
+        """Make the whole write ``item`` of ``obj`` a write of the fields ``names`` only.
+
+        The stored object keeps its other fields: a field layout writes just those hash
+        fields / columns; Simple and Hash rewrite the stored payload with those fields
+        replaced. Either way only the index entries of those fields change, atomically,
+        and a concurrent change of the object is merged again (the write's guard). An
+        object that is not stored (or expired, or unreadable) is written whole.
+        """
+        written = [self.primitive_names[n] for n in names]
+        primitive = self.dumper(obj)
+        new_values = {
+            n: serializers.normalize(getattr(obj, n, None)) for n in self.indexed_fields if n in names
+        }
+        whole = (item.payload, item.entries)
+
+        def merge(it: _Item) -> tuple[Any, frozenset[Entry]]:
+            if it.expected is None or not it.alive:
+                return whole
+            try:
+                stored = self._primitive(it.pk, it.expected)
+                values = self.indexed_values(stored)
+            except (CorruptPayload, BaseError, TypeError, ValueError):
+                return whole
+            merged = {k: primitive.get(k) if k in written else v for k, v in stored.items()}
+            merged.update((k, primitive[k]) for k in written if k in primitive)
+            for k in written:
+                if k not in primitive:  # serialize_when_none=False and None: the key goes
+                    merged.pop(k, None)
+            if not merged:
+                return whole
+            values.update(new_values)
+            entries = self.entries(it.pk, values)
+            if self.codec is not None:
+                return whole[0].only(written), entries
+            return self.serialize(merged), entries
+
+        item.merge = merge
+        return item
 
     def delete_pks(
         self,
@@ -554,8 +724,14 @@ class Store:
             else:
                 reads = self.read(client, chunk)
             items = [
-                self.item(pk, None, expected=payload, old=self.stored_entries(pk, payload),
-                          alive=alive, keep_if=keep_if)
+                self.item(
+                    pk,
+                    None,
+                    expected=payload,
+                    old=self.stored_entries(pk, payload),
+                    alive=alive,
+                    keep_if=keep_if,
+                )
                 for pk, (payload, alive) in zip(chunk, reads, strict=True)
             ]
             self.commit(client, items)
@@ -586,8 +762,12 @@ class Store:
                 msg = f"{self.name}.update({pk!r}): fn changed the pk to {item.pk!r}; it may not."
                 raise InvalidPrimaryKey(msg)
             item.expected, item.old = payload, self.stored_entries(pk, payload)
+            # A token makes the write idempotent: if redis-py resends it after a lost
+            # reply, the script sees the token and does not report a conflict with our
+            # own write (which would call fn a second time).
+            once = self.keys.once(uuid.uuid4().hex)
             try:
-                self.commit(client, [item], attempts=1)
+                self.commit(client, [item], attempts=1, once=once)
             except WriteConflict:
                 continue
             return obj
@@ -615,21 +795,86 @@ class Store:
             pks = [text(m) for m in client.zrangebyscore(members, "-inf", now, start=0, num=batch)]
             if not pks:
                 break
-            items = []
-            for pk, (payload, _alive) in zip(pks, self.read(client, pks), strict=True):
-                dead = Guard("dead", members, pk)
-                old = self.stored_entries(pk, payload)
-                items.append(self.item(pk, None, expected=payload, old=old, extra=(dead,)))
-            self.commit(client, items)
-            purged += sum(1 for i in items if not i.dropped)
+            purged += self.purge_pks(client, pks)
             if len(pks) < batch:
                 break
         return purged
 
+    def purge_pks(self, client: Any, pks: Sequence[str]) -> int:
+        """Remove those of ``pks`` that are past their deadline (guarded: one renewed
+        meanwhile is left alone). Returns how many went. Two round trips."""
+        members = self.keys.members()
+        reads = self.read(client, pks)
+        gone = [pk for pk, (payload, _alive) in zip(pks, reads, strict=True) if payload is None]
+        orphans = self.orphan_entries(client, gone) if gone else {}
+        items = []
+        for pk, (payload, _alive) in zip(pks, reads, strict=True):
+            dead = Guard("dead", members, pk)
+            old = orphans.get(pk, frozenset()) if payload is None else self.stored_entries(pk, payload)
+            items.append(self.item(pk, None, expected=payload, old=old, extra=(dead,)))
+        self.commit(client, items)
+        return sum(1 for i in items if not i.dropped)
+
+    def orphan_entries(self, client: Any, pks: Sequence[str]) -> dict[str, frozenset[Entry]]:
+        """Index entries of objects whose payload is gone (Redis expired it before any
+        purge), found without it: ZSCORE by pk, SMISMEMBER over every equality key, a scan
+        of the unique hashes. O(V) for V index values: the rare path, not the usual one."""
+        found: dict[str, set[Entry]] = {pk: set() for pk in pks}
+        wanted = list(found)
+        for index in self.indexes:
+            if isinstance(index, RangeIndex):
+                for pk, sc in zip(wanted, client.zmscore(index.key, wanted), strict=True):
+                    if sc is not None:
+                        found[pk].add(Entry("zset", index.key, pk, float(sc)))
+            elif isinstance(index, UniqueIndex):
+                for token, owner in client.hscan_iter(index.key, count=CHUNK):
+                    if text(owner) in found:
+                        found[text(owner)].add(Entry("unique", index.key, text(token), owner=text(owner)))
+            else:
+                pattern = self.keys.equality_pattern(index.field)
+                for key in client.scan_iter(match=pattern, count=CHUNK):
+                    flags = client.smismember(key, wanted)
+                    for pk, flag in zip(wanted, flags, strict=True):
+                        if flag:
+                            found[pk].add(Entry("set", text(key), pk))
+        return {pk: frozenset(entries) for pk, entries in found.items()}
+
+
+def _refuse_shared_claims(items: Sequence[_Item]) -> None:
+    """Two objects of one write claiming one unique value: refuse before writing.
+
+    (The script checks claims against what is stored, before any of the write's own
+    operations, so it cannot see a clash between two objects of the same call.)
+    """
+    claims: dict[tuple[str, str], _Item] = {}
+    for item in items:
+        if item.dropped:
+            continue
+        for e in item.entries:
+            if e.kind != "unique":
+                continue
+            first = claims.setdefault((e.key, e.member), item)
+            if first.pk != item.pk:
+                taken = item.owner.unique_violation(item, Guard("uniq", e.key, e.member, item.pk), first.pk)
+                msg = (
+                    f"{item.owner.name}.{taken.field} = {e.member!r} is claimed by both "
+                    f"{first.pk!r} and {item.pk!r} in one write; nothing was written. Values of a "
+                    "UniqueIndex field must differ between objects."
+                )
+                raise UniqueViolation(msg, field=taken.field, value=e.member, owner=first.pk)
+
 
 def build(items: Sequence[_Item]) -> _Batch:
     """One ``apply_write.lua`` call for ``items`` (of one or several models)."""
+    _refuse_shared_claims(items)
     batch = _Batch()
+    for item in items:
+        if item.dropped:
+            continue
+        kept = {(e.key, e.member) for e in item.entries if e.kind == "unique"}
+        for e in item.old:
+            if e.kind == "unique" and (e.key, e.member) not in kept:
+                batch.releases[(e.key, e.member)] = item.pk
     for item in items:
         if not item.dropped:
             item.owner.add_to(batch, item)
@@ -660,10 +905,12 @@ def queue(client: Any, pipeline: Any, items: Sequence[_Item]) -> None:
     read_state(client, items)
     batch = build(items)
     if batch.n_ops:
-        script(client, "apply_write")(batch.keys, batch.argv(True, None), client=pipeline)
+        script(client, "apply_write")(batch.keys, batch.argv(True), client=pipeline)
 
 
-def commit(client: Any, items: Sequence[_Item], attempts: int = MAX_ATTEMPTS) -> None:
+def commit(
+    client: Any, items: Sequence[_Item], attempts: int = MAX_ATTEMPTS, once: str | None = None
+) -> None:
     """Apply ``items`` (of one or several models) all-or-nothing.
 
     Each attempt is one ``apply_write.lua`` call (one round trip). A failed guard
@@ -678,7 +925,7 @@ def commit(client: Any, items: Sequence[_Item], attempts: int = MAX_ATTEMPTS) ->
         batch = build(items)
         if not batch.n_ops:
             return
-        reply = run(batch.keys, batch.argv(False, None), client=client)
+        reply = run(batch.keys, batch.argv(False, once), client=client)
         if reply == 1:
             return
         stale = False
@@ -700,6 +947,12 @@ def commit(client: Any, items: Sequence[_Item], attempts: int = MAX_ATTEMPTS) ->
             if item.keep_if is not None and current is not None:
                 item.dropped = not item.keep_if(store.hydrate(item.pk, current))
         if not stale and violations:
+            # An owner past its deadline is invisible: purge it, then the value is free.
+            freed = sum(
+                i.owner.purge_pks(client, [text(owner)]) for i, _g, owner in violations if i.owner.expiring
+            )
+            if freed:
+                continue
             item, g, owner = violations[0]
             raise item.owner.unique_violation(item, g, owner)
     names = sorted({i.owner.name for i in items})

@@ -62,6 +62,8 @@ def _snapshot(store: Store) -> _Snapshot:
 
     actual: dict[str, set[Entry]] = defaultdict(set)
     known = {keys.members()}
+    if store.codec is not None:  # a field layout's own keys, e.g. its column hashes
+        known.update(store.codec.meta_keys())
     for index in store.indexes:
         if isinstance(index, EqualityIndex):
             for key in client.scan_iter(match=keys.equality_pattern(index.field), count=CHUNK):
@@ -77,8 +79,20 @@ def _snapshot(store: Store) -> _Snapshot:
             known.add(index.key)
             for token, owner in client.hscan_iter(index.key, count=CHUNK):
                 actual[text(owner)].add(Entry("unique", index.key, text(token), owner=text(owner)))
+    # An equality key is known by its name, not by having been seen: one a writer
+    # created after the SCAN above is still a live index key (rebuild deletes unknown keys).
+    eq_names = [
+        (keys.equality(i.field, ""), keys.equality(i.field, None))
+        for i in store.indexes
+        if isinstance(i, EqualityIndex)
+    ]
+    once_prefix = keys.once("")
     unknown = [
-        text(k) for k in client.scan_iter(match=keys.meta_pattern(), count=CHUNK) if text(k) not in known
+        text(k)
+        for k in client.scan_iter(match=keys.meta_pattern(), count=CHUNK)
+        if text(k) not in known
+        and not any(text(k).startswith(v) or text(k) == n for v, n in eq_names)
+        and not text(k).startswith(once_prefix)  # update()'s idempotency markers, 10 s
     ]
     return _Snapshot(payloads, members, expected, actual, unknown)
 
@@ -133,7 +147,6 @@ def rebuild(store: Store, rounds: int = 5) -> int:
     """
     client = store.client
     run = script(client, "apply_write")
-    members = store.keys.members()
     repaired = 0
     for _round in range(rounds):
         snap = _snapshot(store)
@@ -151,31 +164,56 @@ def rebuild(store: Store, rounds: int = 5) -> int:
         if not todo:
             break
         changed = 0
-        for start in range(0, len(todo), CHUNK):
-            for pk, payload, want, have, in_members in todo[start : start + CHUNK]:
-                batch = _Batch()
-                item = store.item(pk, payload, want, expected=payload, old=have)
-                batch.guard(item, store.layout.guard(pk, payload))
-                guards, ops = _diff(have, want)
-                for g in guards:
-                    batch.guard(item, g)
-                if payload is not None and not in_members:
-                    batch.op(store.member_op(pk))
-                    if store.expiring:
-                        batch.op(("EXTEND", members, (store.physical_ms,)))
-                elif payload is None and in_members:
-                    batch.op(("ZREM" if store.expiring else "SREM", members, (pk,)))
-                for op in ops:
-                    batch.op(op)
-                if not batch.n_ops:
-                    continue
-                reply = run(batch.keys, batch.argv(False, store.ttl_ms), client=client)
-                if reply == 1:
-                    changed += 1
+        for pk, payload, want, have, in_members in todo:
+            changed += _repair(store, run, pk, payload, want, have, in_members)
         repaired += changed
         if not changed:
             break
     return repaired
+
+
+def _repair(
+    store: Store,
+    run: Any,
+    pk: str,
+    payload: Any,
+    want: frozenset[Entry],
+    have: frozenset[Entry],
+    listed: bool,
+) -> int:
+    """Bring one pk's members entry and index entries in line with its payload (guarded
+    by that payload). A unique value another object owns is left out (it stays a
+    "duplicate unique value" problem) so the rest of the object is still repaired.
+    Returns 1 if something was written."""
+    members = store.keys.members()
+    for _attempt in range(2):
+        batch = _Batch()
+        item = store.item(pk, payload, want, expected=payload, old=have)
+        batch.guard(item, store.layout.guard(pk, payload))
+        guards, ops = _diff(have, want)
+        for g in guards:
+            batch.guard(item, g)
+        if payload is not None and not listed:
+            batch.op(store.member_op(pk))
+            if store.expiring:
+                batch.op(("EXTEND", members, (store.physical_ms,)))
+        elif payload is None and listed:
+            batch.op(("ZREM" if store.expiring else "SREM", members, (pk,)))
+        for op in ops:
+            batch.op(op)
+        if not batch.n_ops:
+            return 0
+        reply = run(batch.keys, batch.argv(False), client=store.client)
+        if reply == 1:
+            return 1
+        taken = set()
+        for n in range(0, len(reply), 2):
+            _item, g = batch.guards[int(reply[n]) - 1]
+            if g.kind != "uniq":
+                return 0  # the object changed meanwhile: the next round looks again
+            taken.add((g.key, g.field))
+        want = frozenset(e for e in want if not (e.kind == "unique" and (e.key, e.member) in taken))
+    return 0
 
 
 __all__ = ["Problem", "check", "rebuild"]

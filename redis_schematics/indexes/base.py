@@ -60,6 +60,11 @@ class Step:
     atoms: tuple[Atom, ...]
     negated: bool = False
     exact: bool = True
+    #: further conditions folded into this step (both bounds of one range)
+    also: tuple[Condition, ...] = ()
+
+    def describe(self) -> str:
+        return " and ".join(str(c) for c in (self.condition, *self.also))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from redis_schematics.exceptions import InvalidModel
@@ -83,3 +84,35 @@ class RangeIndex(BaseIndex):
         # removes the rows equal to an inexact one.
         atoms = tuple(dict.fromkeys(a for a, e in points if a is not None and (e or not negated)))
         return Step(self.describe(), condition, atoms, negated=negated, exact=exact)
+
+
+def _bound(text: str) -> tuple[float, bool]:
+    """A ZRANGE bound as (value, exclusive)."""
+    if text.startswith("("):
+        return float(text[1:]), True
+    return float(text), False
+
+
+def _text(value: float, exclusive: bool) -> str:
+    return ("(" if exclusive else "") + format_score(value)
+
+
+def merge_ranges(steps: list[Step]) -> Step:
+    """One step for several range conditions on one RangeIndex: ``a <= x < b`` becomes a
+    single ZRANGE window, so the server reads the window, not everything above ``a``."""
+    first = steps[0]
+    if any(not s.atoms for s in steps):  # one condition can never hold: nor can all
+        return replace(first, atoms=(), also=tuple(s.condition for s in steps[1:]))
+    lo, lo_x = -math.inf, False
+    hi, hi_x = math.inf, False
+    for step in steps:
+        atom = step.atoms[0]
+        v, x = _bound(atom.lo)
+        if v > lo or (v == lo and x):
+            lo, lo_x = v, x
+        v, x = _bound(atom.hi)
+        if v < hi or (v == hi and x):
+            hi, hi_x = v, x
+    atom = Atom("Z", first.atoms[0].key, _text(lo, lo_x), _text(hi, hi_x))
+    exact = all(s.exact for s in steps)
+    return replace(first, atoms=(atom,), exact=exact, also=tuple(s.condition for s in steps[1:]))

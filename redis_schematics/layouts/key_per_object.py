@@ -40,8 +40,9 @@ class KeyPerObjectLayout:
     def stored_pks(self, client: Any, batch: int) -> Iterator[list[str]]:
         found: list[str] = []
         # The pattern escapes the prefix and requires the ":" after it, so it can match
-        # neither another model's keys nor this model's own "Prefix#..." keys.
-        for key in client.scan_iter(match=self.keys.object_pattern(), count=batch):
+        # neither another model's keys nor this model's own "Prefix#..." keys; only
+        # strings can be objects of this layout.
+        for key in client.scan_iter(match=self.keys.object_pattern(), count=batch, _type="string"):
             found.append(self.keys.pk_from_object(text(key)))
             if len(found) >= batch:
                 yield found

@@ -112,6 +112,12 @@ for s, step in ipairs(steps) do
   end
 end
 
+-- One step on a model that never expires: its atoms are disjoint (one value per field),
+-- so their sizes add up to the exact count without visiting a single pk.
+if mode == 'count' and not expiring and #steps == 1 and best ~= nil then
+  return {best_size, 0}
+end
+
 local candidates = {}
 if best == nil then
   if expiring then
