@@ -65,15 +65,23 @@ def test_transaction_commits_writes_of_several_models(models: tuple[type, type],
     assert user.check_indexes() == []
 
 
-def test_transaction_discards_everything_when_the_block_raises(models: tuple[type, type], client: Any) -> None:
+def test_transaction_discards_everything_when_the_block_raises(
+    models: tuple[type, type], client: Any
+) -> None:
     ice, user = models
     ice({"id": "keep", "flavour": "mint"}).set()
     before = keys_of(client)
-    with pytest.raises(RuntimeError, match="boom"), transaction(client) as tx:
-        ice({"id": "a", "flavour": "vanilla"}).set(pipeline=tx)
-        user({"id": "u", "email": "a@x"}).set(pipeline=tx)
-        ice.delete_many(["keep"], pipeline=tx)
-        raise RuntimeError("boom")
+
+    def block() -> None:
+        with transaction(client) as tx:
+            ice({"id": "a", "flavour": "vanilla"}).set(pipeline=tx)
+            user({"id": "u", "email": "a@x"}).set(pipeline=tx)
+            ice.delete_many(["keep"], pipeline=tx)
+            msg = "boom"
+            raise RuntimeError(msg)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        block()
     assert keys_of(client) == before
 
 
@@ -81,20 +89,30 @@ def test_transaction_is_all_or_nothing_on_unique_violation(models: tuple[type, t
     ice, user = models
     user({"id": "owner", "email": "taken@x"}).set()
     before = keys_of(client)
-    with pytest.raises(UniqueViolation, match="taken@x"), transaction(client) as tx:
-        ice({"id": "a", "flavour": "vanilla"}).set(pipeline=tx)
-        user({"id": "thief", "email": "taken@x"}).set(pipeline=tx)
+
+    def block() -> None:
+        with transaction(client) as tx:
+            ice({"id": "a", "flavour": "vanilla"}).set(pipeline=tx)
+            user({"id": "thief", "email": "taken@x"}).set(pipeline=tx)
+
+    with pytest.raises(UniqueViolation, match="taken@x"):
+        block()
     assert keys_of(client) == before
 
 
 def test_invalid_object_inside_block_aborts_the_block(models: tuple[type, type], client: Any) -> None:
     ice, _user = models
     before = keys_of(client)
-    with pytest.raises(InvalidModel), transaction(client) as tx:
-        ice({"id": "a", "flavour": "vanilla"}).set(pipeline=tx)
-        bad = ice({"id": "b"})
-        bad.amount_kg = "not a number"
-        bad.set(pipeline=tx)
+
+    def block() -> None:
+        with transaction(client) as tx:
+            ice({"id": "a", "flavour": "vanilla"}).set(pipeline=tx)
+            bad = ice({"id": "b"})
+            bad.amount_kg = "not a number"
+            bad.set(pipeline=tx)
+
+    with pytest.raises(InvalidModel):
+        block()
     assert keys_of(client) == before
 
 

@@ -161,3 +161,31 @@ def test_decimal_and_uuid_types_are_exact() -> None:
     assert obj.f0 == Decimal("1.2500")
     assert type(obj.f0) is Decimal
     assert obj.f1 == u
+
+
+@given(model_and_raw())
+def test_fast_dump_equals_to_primitive(case: tuple[type, dict[str, Any]]) -> None:
+    from redis_schematics.hydration import dumper_for
+
+    model, raw = case
+    obj = model(dict(raw), strict=False)
+    dump = dumper_for(model)
+    assert dumps(dump(obj)) == dumps(obj.to_primitive())  # same bytes stored
+    obj.validate()
+    assert dumps(dump(obj)) == dumps(obj.to_primitive())
+    name = next(iter(model.fields))
+    setattr(obj, name, None)
+    assert dumps(dump(obj)) == dumps(obj.to_primitive())
+
+
+def test_fast_dump_honours_model_options() -> None:
+    from redis_schematics.hydration import compile_dumper
+
+    class Quiet(models.Model):
+        a = types.IntType()
+
+        class Options:
+            serialize_when_none = False
+
+    assert compile_dumper(Quiet) is None
+    assert compile_dumper(build_model(["string", "int", "datetime", "ints"])) is not None

@@ -1,0 +1,288 @@
+"""Data written by redis-schematics 0.3.x reads as it is; ``rebuild_indexes()`` adopts it.
+
+0.3.x wrote ``json.dumps(obj.to_primitive())`` (default separators, so ``", "`` and
+``": "``) at the string key ``Prefix:pk`` (Simple) or in the hash ``Prefix`` under the
+field ``Prefix:pk`` (Hash), and kept no members set and no index. The payloads below are
+written exactly that way, from plain schematics models that know nothing of this library.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+from schematics import models, types
+
+from redis_schematics import HashRedisModel, NotFound, RangeIndex, SimpleRedisModel, UniqueIndex
+
+Factory = Callable[..., Any]
+
+
+class OldIceCream(models.Model):
+    """The model as a 0.3.x application declared it (only schematics is involved)."""
+
+    pk = types.StringType()
+    id = types.StringType()
+    flavour = types.StringType()
+    amount_kg = types.IntType()
+    best_before = types.DateTimeType()
+
+
+FIELDS: dict[str, Any] = {
+    "pk": types.StringType(),
+    "id": types.StringType(),
+    "flavour": types.StringType(),
+    "amount_kg": types.IntType(),
+    "best_before": types.DateTimeType(),
+}
+
+OLD_ROWS = [
+    {"id": "v1", "flavour": "vanilla", "amount_kg": 42, "best_before": datetime(2026, 3, 1, 12)},
+    {"id": "c1", "flavour": "chocolate", "amount_kg": 12, "best_before": datetime(2026, 1, 5)},
+    {"id": "v2", "flavour": "vanilla", "amount_kg": 7, "best_before": None},
+    {"id": "*", "flavour": "mint", "amount_kg": None, "best_before": datetime(2025, 12, 31)},
+    {"id": "a:b c", "flavour": None, "amount_kg": 0, "best_before": None},
+]
+
+
+def write_old(client: Any, layout_name: str, prefix: str, pk: str, primitive: dict[str, Any]) -> str:
+    """Write one object exactly as 0.3.x did; returns the payload."""
+    payload = json.dumps(primitive)
+    if layout_name == "simple":
+        client.set(f"{prefix}:{pk}", payload)
+    else:
+        client.hset(prefix, f"{prefix}:{pk}", payload)
+    return payload
+
+
+def write_old_rows(
+    client: Any, layout_name: str, prefix: str = "IceCream", pk_in_payload: bool = True
+) -> None:
+    for row in OLD_ROWS:
+        obj = OldIceCream(dict(row, pk=row["id"] if pk_in_payload else None))
+        write_old(client, layout_name, prefix, row["id"], obj.to_primitive())
+
+
+#: the layouts 0.3.x had (the newer ones have no 0.3.x data to read)
+OLD_LAYOUTS = {"simple": SimpleRedisModel, "hash": HashRedisModel}
+
+
+@pytest.fixture(params=list(OLD_LAYOUTS))
+def old_layout(request: pytest.FixtureRequest) -> type:
+    return OLD_LAYOUTS[request.param]
+
+
+@pytest.fixture
+def make(old_layout: type, client: Any) -> Factory:
+    def factory(name: str = "IceCream", **attrs: Any) -> Any:
+        body: dict[str, Any] = {"__redis_client__": client, **FIELDS}
+        body.update(attrs)
+        return type(old_layout)(name, (old_layout,), body)
+
+    return factory
+
+
+def layout_name(model: Any) -> str:
+    return str(model._store().layout.name)
+
+
+def key_names(client: Any) -> set[str]:
+    return {k.decode() if isinstance(k, bytes) else k for k in client.scan_iter(count=1000)}
+
+
+def ids(objs: list[Any]) -> list[str]:
+    return sorted(o.id for o in objs)
+
+
+INDEXES = ("flavour", RangeIndex("amount_kg"), "best_before", UniqueIndex("id"))
+
+
+def test_old_payload_is_exactly_what_0_3_x_wrote(make: Factory, client: Any) -> None:
+    model = make()
+    write_old_rows(client, layout_name(model))
+    raw = (
+        client.get("IceCream:v1")
+        if layout_name(model) == "simple"
+        else client.hget("IceCream", "IceCream:v1")
+    )
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    assert text.startswith("{")
+    assert '", "' in text  # default separators
+    assert '": ' in text
+    assert key_names(client) == (
+        {"IceCream"} if layout_name(model) == "hash" else {f"IceCream:{r['id']}" for r in OLD_ROWS}
+    )
+
+
+def test_match_for_pk_reads_old_data(make: Factory, client: Any) -> None:
+    model = make(__indexes__=INDEXES)
+    write_old_rows(client, layout_name(model))
+    for row in OLD_ROWS:
+        obj = model.match_for_pk(row["id"])
+        assert obj.id == row["id"]
+        assert obj.flavour == row["flavour"]
+        assert obj.amount_kg == row["amount_kg"]
+        assert obj.best_before == row["best_before"]
+        assert obj.key == f"IceCream:{row['id']}"
+    assert model.match(id="v1").flavour == "vanilla"
+    assert model.match(pk="c1").amount_kg == 12
+    found = model.match_for_pks(["v1", "nope", "*"])
+    assert [o.id if o else None for o in found] == ["v1", None, "*"]
+    with pytest.raises(NotFound):
+        model.match_for_pk("nope")
+    obj = model({"id": "v1"})
+    obj.refresh()
+    assert obj.amount_kg == 42
+
+
+def test_old_data_needs_a_rebuild_to_be_listed(make: Factory, client: Any) -> None:
+    model = make(__indexes__=INDEXES)
+    write_old_rows(client, layout_name(model))
+    problems = model.check_indexes()
+    missing_members = sorted(p.member for p in problems if p.kind == "missing member")
+    assert missing_members == sorted(r["id"] for r in OLD_ROWS)
+    assert {p.kind for p in problems} == {"missing member", "missing entry"}
+
+
+@pytest.mark.parametrize("pk_in_payload", [True, False])
+def test_rebuild_indexes_adopts_old_data(make: Factory, client: Any, pk_in_payload: bool) -> None:
+    model = make(__indexes__=INDEXES)
+    write_old_rows(client, layout_name(model), pk_in_payload=pk_in_payload)
+    assert model.rebuild_indexes() == len(OLD_ROWS)
+    assert model.check_indexes() == []
+    assert model.rebuild_indexes() == 0  # nothing left to repair
+
+    assert ids(model.all()) == sorted(r["id"] for r in OLD_ROWS)
+    assert model.count() == len(OLD_ROWS)
+    assert ids(model.filter(flavour="vanilla")) == ["v1", "v2"]
+    assert ids(model.filter(flavour=None)) == ["a:b c"]
+    assert ids(model.filter(amount_kg__gte=10)) == ["c1", "v1"]
+    assert ids(model.filter(amount_kg=None)) == ["*"]
+    assert ids(model.filter(best_before__lt="2026-01-06T00:00:00")) == ["*", "c1"]
+    assert model.count(flavour__in=["vanilla", "mint"]) == 3
+    assert model.count(amount_kg__lt=10) == 2
+    assert model.match(id="*").flavour == "mint"
+    assert [o.id for o in model.query(flavour="vanilla").order_by("-amount_kg").all()] == ["v1", "v2"]
+    assert all(not p.scan for p in [model.explain(flavour="vanilla"), model.explain(amount_kg__gt=1)])
+
+
+def test_old_data_is_untouched_by_the_rebuild(make: Factory, client: Any) -> None:
+    model = make(__indexes__=INDEXES)
+    write_old_rows(client, layout_name(model))
+    before = {r["id"]: model._store().read(client, [r["id"]])[0][0] for r in OLD_ROWS}
+    model.rebuild_indexes()
+    after = {r["id"]: model._store().read(client, [r["id"]])[0][0] for r in OLD_ROWS}
+    assert before == after
+
+
+def test_old_and_new_objects_together(make: Factory, client: Any) -> None:
+    model = make(__indexes__=INDEXES)
+    write_old_rows(client, layout_name(model))
+    model({"id": "n1", "flavour": "vanilla", "amount_kg": 1}).set()
+    assert ids(model.all()) == ["n1"]  # old ones are not listed until the rebuild
+    assert model.rebuild_indexes() == len(OLD_ROWS)
+    assert ids(model.filter(flavour="vanilla")) == ["n1", "v1", "v2"]
+    assert model.check_indexes() == []
+
+
+def test_writes_to_adopted_objects_keep_indexes_exact(make: Factory, client: Any) -> None:
+    model = make(__indexes__=INDEXES)
+    write_old_rows(client, layout_name(model))
+    model.rebuild_indexes()
+    obj = model.match_for_pk("v1")
+    obj.flavour = "mint"
+    obj.amount_kg = 3
+    obj.set()
+    assert ids(model.filter(flavour="vanilla")) == ["v2"]
+    assert ids(model.filter(flavour="mint")) == ["*", "v1"]
+    assert ids(model.filter(amount_kg__lt=5)) == ["a:b c", "v1"]
+    assert model.match_for_pk("c1").delete() is True
+    assert model.count() == len(OLD_ROWS) - 1
+    assert model.check_indexes() == []
+
+
+def test_old_objects_can_be_deleted_before_any_rebuild(make: Factory, client: Any) -> None:
+    model = make(__indexes__=INDEXES)
+    write_old_rows(client, layout_name(model))
+    assert model.match_for_pk("v1").delete() is True
+    with pytest.raises(NotFound):
+        model.match_for_pk("v1")
+    assert model.delete_many(["c1", "nope"]) == 1
+    assert model.delete_all() == len(OLD_ROWS) - 2  # delete_all also finds unlisted objects
+    assert key_names(client) == set()
+
+
+def test_unique_together_keys_of_0_3_x(make: Factory, client: Any) -> None:
+    model = make("Batch", __unique_together__=("flavour", "amount_kg"), __indexes__=("flavour",))
+    primitive = OldIceCream({"pk": "vanilla.42", "flavour": "vanilla", "amount_kg": 42}).to_primitive()
+    write_old(client, layout_name(model), "Batch", "vanilla.42", primitive)
+    assert model.match(flavour="vanilla", amount_kg=42).amount_kg == 42
+    assert model.rebuild_indexes() == 1
+    assert model.match(flavour="vanilla").key == "Batch:vanilla.42"
+
+
+def write_old_expiring(client: Any, model: Any) -> None:
+    """0.3.x with ``__expire__ = 100``: the key (or the model's hash) got a Redis TTL."""
+    primitive = OldIceCream({"pk": "1", "id": "1", "flavour": "vanilla"}).to_primitive()
+    write_old(client, layout_name(model), "Brief", "1", primitive)
+    client.expire("Brief:1" if layout_name(model) == "simple" else "Brief", 100)
+
+
+def test_expiring_model_reads_old_data_by_pk(make: Factory, client: Any) -> None:
+    """The object is alive (Redis keeps it for its TTL), so it reads as it is."""
+    model = make("Brief", __expire__=100, __indexes__=("flavour",))
+    write_old_expiring(client, model)
+    assert model.match_for_pk("1").flavour == "vanilla"
+    assert model.match(id="1").flavour == "vanilla"
+
+
+def test_expiring_model_adopts_old_data(make: Factory, client: Any) -> None:
+    model = make("Brief", __expire__=100, __indexes__=("flavour",))
+    write_old_expiring(client, model)
+    assert model.rebuild_indexes() == 1
+    assert model.match_for_pk("1").flavour == "vanilla"
+    assert ids(model.filter(flavour="vanilla")) == ["1"]
+    assert model.count() == 1
+    assert model.check_indexes() == []
+
+
+def test_custom_prefix_of_0_3_x(make: Factory, client: Any) -> None:
+    model = make("IceCream", __prefix__="gelato", __indexes__=("flavour",))
+    write_old_rows(client, layout_name(model), prefix="gelato")
+    assert model.match_for_pk("v1").flavour == "vanilla"
+    assert model.rebuild_indexes() == len(OLD_ROWS)
+    assert ids(model.filter(flavour="vanilla")) == ["v1", "v2"]
+
+
+# -- a model that gains (or loses) an index --------------------------------------------------------
+
+
+def test_new_index_is_built_by_rebuild(make: Factory, client: Any) -> None:
+    before = make()
+    before.set_many([before(dict(r)) for r in OLD_ROWS])
+    after = make(__indexes__=INDEXES)
+    problems = after.check_indexes()
+    assert problems
+    assert {p.kind for p in problems} == {"missing entry"}
+    assert after.rebuild_indexes() == len(OLD_ROWS)
+    assert after.check_indexes() == []
+    assert ids(after.filter(flavour="vanilla")) == ["v1", "v2"]
+    assert after.count(amount_kg__gt=10) == 2
+    assert not after.explain(flavour="vanilla").scan
+
+
+def test_dropped_index_keys_are_reported_and_removed(make: Factory, client: Any) -> None:
+    indexed = make(__indexes__=INDEXES)
+    indexed.set_many([indexed(dict(r)) for r in OLD_ROWS])
+    fewer = make(__indexes__=("flavour",))
+    problems = fewer.check_indexes()
+    assert problems
+    assert {p.kind for p in problems} == {"unknown key"}
+    assert "IceCream#range:amount_kg" in {p.key for p in problems}
+    fewer.rebuild_indexes()
+    assert fewer.check_indexes() == []
+    assert not any(k.startswith("IceCream#range:") for k in key_names(client))
+    assert ids(fewer.filter(flavour="vanilla")) == ["v1", "v2"]
