@@ -1,0 +1,545 @@
+"""The bad-input catalogue: one table, every case on every layout x client backend.
+
+Each row is a :class:`Case`. Either it must raise a clear error from
+``redis_schematics.exceptions`` whose message names what was wrong (``words``) and
+leave the database exactly as it was, or it must *work*: for the awkward primary keys,
+a full round trip (set, match_for_pk, match_for_pks, indexed filters, count, unique
+match, check_indexes, delete_filter) that touches nothing but that one object's own
+keys and members and leaves the database exactly as it was once deleted.
+
+The database holds two models whose prefixes start alike (``Mix`` and ``MixTwo``) with
+objects whose pks look like glob patterns of each other (``a``, ``b``, ``ab``, ``x``), so a
+pattern built from user input, a key of one model read as the other's, or a delete
+that strays, shows up in the snapshot of every key (type, content, TTL) taken before
+and after each case.
+
+Rows marked ``known`` are bugs found while writing this file: strict xfails that pass
+the day the library is fixed (see the report in docs/guarantees.md, "Known issues").
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from schematics import types
+
+from redis_schematics import RangeIndex, UniqueIndex
+from redis_schematics.exceptions import (
+    ConfigurationError,
+    CorruptPayload,
+    InvalidFilterValue,
+    InvalidModel,
+    InvalidPrimaryKey,
+    NotFound,
+    QueryError,
+    RedisSchematicsError,
+    UniqueViolation,
+    UnknownField,
+    UnknownLookup,
+)
+from redis_schematics.layouts.base import Fields
+
+# -- the world every case runs in ----------------------------------------------------------------
+
+
+def _text(value: Any) -> Any:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def snapshot(client: Any) -> dict[str, Any]:
+    """Every key of the database: type, content and whether it expires."""
+    state: dict[str, Any] = {}
+    for raw in client.scan_iter(count=1000):
+        key = _text(raw)
+        kind = _text(client.type(raw))
+        if kind == "string":
+            value: Any = _text(client.get(raw))
+        elif kind == "hash":
+            value = {_text(k): _text(v) for k, v in client.hgetall(raw).items()}
+        elif kind == "set":
+            value = sorted(_text(m) for m in client.smembers(raw))
+        elif kind == "zset":
+            value = {_text(m): s for m, s in client.zrange(raw, 0, -1, withscores=True)}
+        else:
+            value = kind
+        state[key] = (kind, value, client.pttl(raw) >= 0)
+    return state
+
+
+def bytes_view(client: Any) -> Any:
+    """A client of the same database that does not decode replies (reads any payload)."""
+    kw = dict(client.connection_pool.connection_kwargs, decode_responses=False)
+    pool = type(client.connection_pool)(connection_class=client.connection_pool.connection_class, **kw)
+    return type(client)(connection_pool=pool)
+
+
+def decodes(client: Any) -> bool:
+    return bool(client.connection_pool.connection_kwargs.get("decode_responses"))
+
+
+def model_class(base: type, client: Any, name: str, prefix: str | None = None) -> Any:
+    attrs: dict[str, Any] = {
+        "__redis_client__": client,
+        "__indexes__": ("flavour", RangeIndex("amount"), RangeIndex("price"), UniqueIndex("code")),
+        "id": types.StringType(),
+        "name": types.StringType(required=True),
+        "flavour": types.StringType(),
+        "amount": types.IntType(),
+        "price": types.FloatType(),
+        "code": types.StringType(),
+        "size": types.StringType(choices=["S", "M", "L"]),
+        "made": types.DateTimeType(),
+    }
+    if prefix is not None:
+        attrs["__prefix__"] = prefix
+    return type(base)(name, (base,), attrs)
+
+
+SEED = ["a", "b", "ab", "x", "1", "Two"]
+
+
+@dataclass
+class World:
+    client: Any
+    base: type
+    mix: Any  # prefix "Mix"
+    two: Any  # prefix "MixTwo"
+    raw: Any  # bytes view of the same database, for snapshots
+
+    def plant(self, pk: str, payload: Any) -> None:
+        """Store ``payload`` for ``pk`` of Mix the way the layout would, bypassing checks."""
+        store = self.mix._store()
+        for cmd, key, args in store.layout.put_ops(pk, payload, None):
+            if cmd == "EXTEND":
+                continue
+            self.client.execute_command(cmd, key, *args)
+        self.client.sadd(store.keys.members(), pk)
+
+
+@pytest.fixture
+def world(layout: type, client: Any) -> Iterator[World]:
+    mix = model_class(layout, client, "Mix")
+    two = model_class(layout, client, "MixTwo")
+    rows = [
+        {
+            "id": pk,
+            "name": f"mix {pk}",
+            "flavour": "vanilla" if n % 2 else "mint",
+            "amount": n,
+            "price": n / 2,
+            "code": f"C{pk}",
+        }
+        for n, pk in enumerate(SEED)
+    ]
+    mix.set_many([mix(row) for row in rows])
+    two.set_many([two(dict(row, flavour="vanilla")) for row in rows])  # same pks and codes
+    raw = bytes_view(client)
+    yield World(client, layout, mix, two, raw)
+    raw.close()
+
+
+# -- the table ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: ``act(world)`` must raise ``error`` naming ``words``, or (error None) work."""
+
+    name: str
+    act: Callable[[World], Any]
+    error: type[Exception] | None = None
+    words: tuple[str, ...] = ()
+    #: set up after the first snapshot is *not* taken: e.g. a corrupt payload to read
+    setup: Callable[[World], Any] | None = None
+    #: a library bug: strict xfail with this reason
+    known: str | None = None
+    #: the case only fails on clients that decode replies (decode_responses=True)
+    known_on_str_clients_only: bool = False
+
+
+def valid(pk: str = "new", **over: Any) -> dict[str, Any]:
+    data = {"id": pk, "name": "new one", "flavour": "pistachio", "amount": 777, "price": 7.5,
+            "code": "CNEW", "size": "M"}  # fmt: skip
+    data.update(over)
+    return data
+
+
+def with_attr(w: World, data: dict[str, Any], **attrs: Any) -> Any:
+    obj = w.mix(data)
+    for k, v in attrs.items():
+        setattr(obj, k, v)
+    return obj
+
+
+CASES: list[Case] = []
+
+
+def case(name: str, error: type[Exception] | None = None, *words: str, **kw: Any) -> Callable[..., Any]:
+    def register(act: Callable[[World], Any]) -> Callable[[World], Any]:
+        CASES.append(Case(name, act, error, words, **kw))
+        return act
+
+    return register
+
+
+# invalid model data: nothing written ------------------------------------------------------------
+case("set: int field holds text", InvalidModel, "amount", "nothing was written")(
+    lambda w: with_attr(w, valid(), amount="not a number").set()
+)
+case("set: required field missing", InvalidModel, "name")(
+    lambda w: w.mix({k: v for k, v in valid().items() if k != "name"}).set()
+)
+case("set: value outside choices", InvalidModel, "size")(lambda w: w.mix(valid(size="XXL")).set())
+case("set: datetime field holds text", InvalidModel, "made")(
+    lambda w: with_attr(w, valid(), made="yesterday-ish").set()
+)
+case("set: NaN in a range-indexed field", InvalidModel, "price", "NaN")(
+    lambda w: w.mix(valid(price=float("nan"))).set()
+)
+case("set: overwrite a stored object with an invalid one", InvalidModel, "amount")(
+    lambda w: with_attr(w, valid("a", code="Ca"), amount="oops", flavour="changed").set()
+)
+case("set_many: one invalid object among valid ones", InvalidModel, "amount")(
+    lambda w: w.mix.set_many([w.mix(valid("n1", code="N1")), with_attr(w, valid("n2"), amount="x")])
+)
+case("update: fn makes the object invalid", InvalidModel, "amount")(
+    lambda w: w.mix.update("a", lambda o: setattr(o, "amount", "not a number"))
+)
+case("update: fn changes the pk", InvalidPrimaryKey, "'a'", "'zz'")(
+    lambda w: w.mix.update("a", lambda o: setattr(o, "pk", "zz"))
+)
+case("set: unique value owned by another object", UniqueViolation, "code", "'Ca'", "'a'")(
+    lambda w: w.mix(valid("new", code="Ca")).set()
+)
+case(
+    "set_many: a dict instead of a model instance",
+    InvalidModel,
+    "Mix",
+    "dict",
+)(lambda w: w.mix.set_many([valid("d1")]))
+case(
+    "update: fn returns something that is not a model",
+    InvalidModel,
+    "Mix",
+)(lambda w: w.mix.update("a", lambda o: 5))
+
+# primary keys that cannot be stored ---------------------------------------------------------------
+case("match_for_pk(''): empty pk", InvalidPrimaryKey, "empty")(lambda w: w.mix.match_for_pk(""))
+case("match_for_pk(None)", InvalidPrimaryKey, "empty")(lambda w: w.mix.match_for_pk(None))
+case("delete_many(['']): empty pk", InvalidPrimaryKey, "empty")(lambda w: w.mix.delete_many([""]))
+case("update(''): empty pk", InvalidPrimaryKey, "empty")(lambda w: w.mix.update("", lambda o: None))
+case("match_for_pks with one empty pk", InvalidPrimaryKey, "empty")(lambda w: w.mix.match_for_pks(["a", ""]))
+
+# unknown fields, unknown operators, unconvertible values ---------------------------------------------
+BAD_FILTERS: list[tuple[str, dict[str, Any], type[Exception], tuple[str, ...]]] = [
+    ("unknown field", {"flavor": "mint"}, UnknownField, ("flavor", "flavour")),
+    ("unknown field with a real operator", {"nope__gte": 1}, UnknownField, ("nope",)),
+    ("unknown operator", {"amount__gtee": 1}, UnknownLookup, ("gtee", "gte")),
+    ("empty operator", {"amount__": 1}, UnknownLookup, ("amount__",)),
+    ("two operators", {"flavour__eq__not": "x"}, UnknownField, ("flavour__eq",)),
+    ("int field, text value", {"amount": "abc"}, InvalidFilterValue, ("amount", "abc")),
+    ("range on int, text bound", {"amount__gte": "abc"}, InvalidFilterValue, ("amount", "abc")),
+    ("datetime field, text bound", {"made__lt": "not a date"}, InvalidFilterValue, ("made", "not a date")),
+    ("float field, text value", {"price": "cheap"}, InvalidFilterValue, ("price", "cheap")),
+    ("__in with one wrong type", {"amount__in": [1, "x"]}, InvalidFilterValue, ("amount", "'x'")),
+    ("__in given a string", {"amount__in": "12"}, InvalidFilterValue, ("amount__in", "list")),
+    ("__in given a number", {"amount__in": 5}, InvalidFilterValue, ("amount__in", "list")),
+    ("__in given a dict", {"flavour__in": {"mint": 1}}, InvalidFilterValue, ("flavour__in", "list")),
+    ("__exclude given a string", {"code__exclude": "Ca"}, InvalidFilterValue, ("code__exclude", "list")),
+]
+for label, kwargs, error, words in BAD_FILTERS:
+    case(f"filter: {label}", error, *words)(lambda w, kw=kwargs: w.mix.filter(**kw))
+    case(f"delete_filter: {label}", error, *words)(lambda w, kw=kwargs: w.mix.delete_filter(**kw))
+case("count: unknown field", UnknownField, "nope")(lambda w: w.mix.count(nope=1))
+case("match: unknown field", UnknownField, "nope")(lambda w: w.mix.match(nope=1))
+case("match: pk plus unconvertible value", InvalidFilterValue, "amount")(
+    lambda w: w.mix.match(id="a", amount="abc")
+)
+case("order_by: unknown field", UnknownField, "nope")(lambda w: w.mix.query().order_by("-nope").all())
+case("limit(-1)", QueryError, "limit")(lambda w: w.mix.query().limit(-1))
+case("offset('x')", QueryError, "offset")(lambda w: w.mix.query().offset("x"))  # type: ignore[arg-type]
+
+# corrupt stored payloads: the error names the key; nothing is repaired behind your back ------------------
+#: kind -> (payload for the JSON layouts, Fields for the field-per-field layouts)
+CORRUPT: dict[str, tuple[Any, Any]] = {
+    "not JSON": ("{not json", Fields({"id": "bad", "name": "n", "amount": "{not json"})),
+    "JSON list": ("[1, 2]", Fields({"id": "bad", "name": "n", "amount": "[1, 2]"})),
+    "JSON string": ('"just text"', Fields({"id": "bad", "name": "n", "price": '"just text"'})),
+    "JSON of the wrong shape": (
+        '{"id": "bad", "name": "n", "amount": {"x": 1}}',
+        Fields({"id": "bad", "name": "n", "amount": '{"x": 1}'}),
+    ),
+    "a field of the wrong type": (
+        '{"id": "bad", "name": "n", "amount": "abc"}',
+        Fields({"id": "bad", "name": "n", "amount": '"abc"'}),
+    ),
+}
+#: a pickle (protocol 0 is ASCII): read as JSON, so refused, never unpickled
+CORRUPT["a pickle"] = (
+    pickle.dumps({"id": "bad", "name": "n"}, protocol=0).decode("ascii"),
+    Fields({"id": "bad", "name": "n", "amount": pickle.dumps(5, protocol=0).decode("ascii")}),
+)
+NOT_UTF8 = (b"\xff\xfe{", Fields({"id": b"\xff\xfe", "name": "n"}))
+PK_MISMATCH = (
+    '{"id": "a", "name": "hijack", "flavour": "mint", "amount": 0, "code": "Ca"}',
+    Fields({"id": "a", "name": "hijack", "flavour": "mint", "amount": "0", "code": "Ca"}),
+)
+
+
+def planter(payloads: tuple[Any, Any]) -> Callable[[World], None]:
+    def plant(w: World) -> None:
+        w.plant("bad", payloads[0] if w.mix._store().codec is None else payloads[1])
+
+    return plant
+
+
+def _update_bad(w: World) -> Any:
+    return w.mix.update("bad", lambda o: None)
+
+
+CORRUPT_READS: list[tuple[str, Callable[[World], Any]]] = [
+    ("match_for_pk", lambda w: w.mix.match_for_pk("bad")),
+    ("match_for_pks", lambda w: w.mix.match_for_pks(["a", "bad"])),
+    ("all", lambda w: w.mix.all()),
+    ("filter on an unindexed field (scan)", lambda w: w.mix.filter(name="n")),
+    ("update", _update_bad),
+]
+for kind, payloads in CORRUPT.items():
+    for label, act in CORRUPT_READS:
+        case(f"corrupt payload ({kind}): {label}", CorruptPayload, "Mix:bad", setup=planter(payloads))(act)
+for label, act in CORRUPT_READS:
+    case(
+        f"corrupt payload (not UTF-8): {label}",
+        CorruptPayload,
+        "Mix:bad",
+        setup=planter(NOT_UTF8),
+    )(act)
+case(
+    "payload stored under one pk that names another: match_for_pk",
+    CorruptPayload,
+    "Mix:bad",
+    "'a'",
+    setup=planter(PK_MISMATCH),
+)(lambda w: w.mix.match_for_pk("bad").delete())
+
+# prefixes --------------------------------------------------------------------------------------------
+
+
+def colon_prefix_collision(w: World) -> Any:
+    return model_class(w.base, w.client, "MixColon", prefix="Mix:Two")
+
+
+case("model whose prefix is another model's prefix + ':'", ConfigurationError, "'Mix:Two'", "Mix")(
+    colon_prefix_collision
+)
+case("model whose prefix holds '#'", ConfigurationError, "'#'")(
+    lambda w: model_class(w.base, w.client, "Hashy", prefix="Mix#x")
+)
+case("model whose prefix holds '{'", ConfigurationError, "'{'")(
+    lambda w: model_class(w.base, w.client, "Braces", prefix="Mix{x}")
+)
+
+
+# -- the cases that must fail cleanly ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("c", [c for c in CASES if c.error is not None], ids=lambda c: c.name)
+def test_bad_input_fails_cleanly_and_changes_nothing(c: Case, world: World, client: Any) -> None:
+    if c.setup is not None:
+        c.setup(world)
+    before = snapshot(world.raw)
+    raised: BaseException | None = None
+    try:
+        c.act(world)
+    except Exception as exc:
+        raised = exc
+    known = c.known is not None and (decodes(client) or not c.known_on_str_clients_only)
+    ok = isinstance(raised, c.error or ()) and isinstance(raised, RedisSchematicsError)
+    message = str(raised)
+    missing = [word for word in c.words if word not in message]
+    unchanged = snapshot(world.raw) == before
+    if known:
+        if ok and not missing and unchanged:
+            pytest.fail(f"known issue fixed, remove 'known' from the case: {c.known}")
+        pytest.xfail(c.known)
+    assert ok, f"expected {c.error.__name__ if c.error else None}, got {raised!r}"
+    assert not missing, f"{message!r} does not name {missing}"
+    assert unchanged, "a failed call changed the database"
+    # and every model is still consistent
+    assert c.setup is not None or world.mix.check_indexes() == []
+    assert world.two.check_indexes() == []
+
+
+# -- the cases that must work -----------------------------------------------------------------------------
+
+AWKWARD_PKS = {
+    "colon": ":",
+    "colon inside": "a:b",
+    "looks like another model's key": "Two:1",
+    "star": "*",
+    "star suffix": "a*",
+    "question mark": "?",
+    "character class": "[ab]",
+    "backslash": "\\",
+    "hash tag braces": "{x}",
+    "hash sign": "x#members",
+    "space": " ",
+    "spaces inside": "a b",
+    "newline": "\n",
+    "newline inside": "a\nb",
+    "tab and CR": "\t\r",
+    "quotes": "'\"",
+    "percent": "%s%d",
+    "unicode": "ünïcødé 日本 🍦",
+    "right-to-left": "\u05d0\u05d1",
+    "very long (10k chars)": "k" * 10_000,
+    "the prefix itself": "Mix",
+    "Lua and Redis syntax": "'); redis.call('FLUSHDB') --\r\n*1\r\n$8\r\nFLUSHALL\r\n",
+}
+
+
+def only_this_object_touched(before: dict[str, Any], after: dict[str, Any], w: World, pk: str) -> None:
+    """Every difference is the object's own key, its members entry or its index entries."""
+    store = w.mix._store()
+    own_key = store.keys.object(pk)
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        assert key == store.keys.model_hash() or key.startswith(("Mix:", "Mix#")), f"{key!r} changed"
+        if key == own_key or (old is None and key.startswith("Mix#eq:")):
+            continue  # the object's own key, or the set of its new flavour value
+        assert old is not None, f"{key!r} appeared"
+        kind, old_value, _ = old
+        _, new_value, _ = new
+        if kind == "set":
+            assert sorted(set(new_value) - set(old_value)) == [pk], key
+            assert set(old_value) <= set(new_value), key
+        elif kind in ("zset", "hash"):
+            added = {k: v for k, v in new_value.items() if old_value.get(k) != v}
+            assert all(k in (pk, own_key) or v == pk for k, v in added.items()), (key, added)
+            assert set(old_value) <= set(new_value), f"{key!r} lost entries"
+        else:
+            pytest.fail(f"{key!r} ({kind}) changed")
+
+
+@pytest.mark.parametrize("pk", list(AWKWARD_PKS.values()), ids=list(AWKWARD_PKS))
+def test_awkward_pk_round_trips_and_touches_nothing_else(pk: str, world: World, client: Any) -> None:
+    mix = world.mix
+    before = snapshot(world.raw)
+    data = valid(pk, code="CAWK", flavour="awkward", amount=4242)
+    mix(data).set()
+    during = snapshot(world.raw)
+    only_this_object_touched(before, during, world, pk)
+
+    assert mix.match_for_pk(pk).to_primitive() == mix(dict(data, pk=pk)).to_primitive()
+    assert [o.id if o else None for o in mix.match_for_pks([pk, "a", "ab"])] == [pk, "a", "ab"]
+    assert [o.id for o in mix.filter(flavour="awkward")] == [pk]
+    assert [o.id for o in mix.filter(amount__gte=4000)] == [pk]
+    assert mix.match(code="CAWK").id == pk
+    assert mix.match(id=pk).id == pk
+    assert mix.count(flavour__in=["awkward"]) == 1
+    assert mix.count() == len(SEED) + 1
+    assert sorted(o.id for o in mix.all()) == sorted([*SEED, pk])
+    assert mix.check_indexes() == []
+    assert world.two.count() == len(SEED)
+    assert mix.delete_filter(code="CAWK") == 1
+    assert snapshot(world.raw) == before
+    with pytest.raises(NotFound, match="no object"):
+        mix.match_for_pk(pk)
+
+
+def test_empty_id_gets_a_generated_pk(world: World, client: Any) -> None:
+    """An empty ``id`` is no pk: the object gets a fresh uuid4 hex, as a missing one would."""
+    obj = world.mix(valid("", code="CEMPTY"))
+    obj.set()
+    assert len(obj.pk) == 32
+    assert int(obj.pk, 16) >= 0
+    assert world.mix.match(code="CEMPTY").pk == obj.pk
+    assert world.mix.check_indexes() == []
+    assert obj.delete() is True
+
+
+@pytest.mark.parametrize("kind", [*CORRUPT, "not UTF-8"])
+def test_a_corrupt_object_can_be_deleted_and_nothing_else_goes(kind: str, world: World, client: Any) -> None:
+    before = snapshot(world.raw)
+    planter(CORRUPT.get(kind, NOT_UTF8))(world)
+    if kind == "not UTF-8" and decodes(client):
+        with pytest.raises(CorruptPayload, match="decode"):  # documented: use a bytes client
+            world.mix.delete_many(["bad"])
+        return
+    assert world.mix.delete_many(["bad"]) == 1
+    assert snapshot(world.raw) == before
+
+
+def test_models_whose_prefixes_start_alike_stay_apart(world: World, client: Any) -> None:
+    mix, two = world.mix, world.two
+    before = snapshot(world.raw)
+    mix_keys = {k: v for k, v in before.items() if k == "Mix" or k.startswith(("Mix:", "Mix#"))}
+    assert mix.rebuild_indexes() == 0
+    assert two.rebuild_indexes() == 0
+    assert sorted(o.id for o in mix.all()) == sorted(SEED)
+    assert mix.count(flavour="vanilla") == 3
+    assert two.count(flavour="vanilla") == len(SEED)
+    assert snapshot(world.raw) == before
+    assert two.delete_filter(flavour="vanilla") == len(SEED)
+    assert two.delete_all() == 0
+    assert snapshot(world.raw) == mix_keys  # MixTwo is gone, Mix untouched
+    assert mix.check_indexes() == []
+    assert mix.delete_all() == len(SEED)
+    assert snapshot(world.raw) == {}
+
+
+def test_a_prefix_with_a_colon_works_on_its_own(world: World, client: Any) -> None:
+    """``app:Mix`` is a fine prefix as long as no model is called ``app`` (see the collision case)."""
+    spaced = model_class(world.base, client, "Spaced", prefix="app:Mix")
+    before = snapshot(world.raw)
+    spaced.set_many([spaced(valid(pk, code=f"S{pk}", flavour="mint")) for pk in ("a", "a:b", "*")])
+    assert sorted(o.id for o in spaced.filter(flavour="mint")) == ["*", "a", "a:b"]
+    assert spaced.match(code="Sa:b").id == "a:b"
+    assert spaced.check_indexes() == []
+    assert world.mix.check_indexes() == []
+    assert world.mix.count() == len(SEED)
+    assert {k: v for k, v in snapshot(world.raw).items() if not k.startswith("app:Mix")} == before
+    assert spaced.delete_all() == 3
+    assert snapshot(world.raw) == before
+
+
+def test_a_colliding_prefix_written_by_another_process_is_not_read(world: World, client: Any) -> None:
+    """Pinned behaviour for a model ``Mix:Two`` that only another process defines.
+
+    In one process such a model is refused (ConfigurationError, in the table above). Its
+    keys written elsewhere (``Mix:Two:1`` and ``Mix:Two#members``, as its Simple layout
+    writes them) are never returned by Mix's reads, which start from ``Mix#members``.
+    But the Simple layout of ``Mix`` finds 0.3.x objects by SCAN ``Mix:*``, which cannot
+    tell ``Mix:Two:1`` from a Mix object with pk ``Two:1``: ``check_indexes`` reports it
+    and ``delete_all`` / ``rebuild_indexes`` take it (docs/guarantees.md, "Prefixes").
+    """
+    mix = world.mix
+    client.set("Mix:Two:1", json.dumps({"id": "1", "name": "foreign"}))
+    client.sadd("Mix:Two#members", "1")
+    assert sorted(o.id for o in mix.all()) == sorted(SEED)
+    assert mix.count() == len(SEED)
+    assert [o.id for o in mix.filter(name="foreign")] == []
+    problems = [(p.kind, p.member) for p in mix.check_indexes()]
+    if mix._store().layout.name == "simple":
+        assert ("missing member", "Two:1") in problems
+        assert mix.delete_all() == len(SEED) + 1
+        assert client.exists("Mix:Two:1") == 0
+    else:
+        assert problems == []
+        assert mix.delete_all() == len(SEED)
+        assert client.exists("Mix:Two:1") == 1
+    assert client.exists("Mix:Two#members") == 1
+
+
+def test_every_case_names_a_library_error() -> None:
+    assert len(CASES) >= 60
+    for c in CASES:
+        assert c.error is not None, c.name
+        assert issubclass(c.error, RedisSchematicsError), c.name
