@@ -1,0 +1,53 @@
+"""Random write sequences on every layout, indexed and not, agree with an oracle.
+
+Runs on fakeredis and on the real server (``backend`` fixture: skipped when no server
+answers, a failure with REDIS_REQUIRED=1). Sizes follow the hypothesis profile
+(``HYPOTHESIS_PROFILE=dev|ci|deep``, see tests/README.md); ``pytest -s`` prints what
+each run covered.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from tests.property.machine import LAYOUTS, STATS, ExpiringLayoutsAgree, LayoutsAgree, make_subjects
+
+#: (examples, steps per example) of one machine on one backend, per profile, for two
+#: layouts. A step costs ~25-40 ms with two layouts (a write, then ~20 reads and an
+#: index check per model, 2 models per layout); with more layouts the examples shrink
+#: in proportion so that the ci run keeps its time budget.
+MACHINE_SIZES = {"dev": (10, 20), "ci": (40, 30), "deep": (400, 60)}
+
+
+def machine_settings() -> settings:
+    examples, steps = MACHINE_SIZES.get(settings.get_current_profile_name(), MACHINE_SIZES["dev"])
+    examples = max(5, examples * 2 // len(LAYOUTS))
+    return settings(
+        settings.default,
+        max_examples=int(os.environ.get("MACHINE_EXAMPLES", examples)),
+        stateful_step_count=int(os.environ.get("MACHINE_STEPS", steps)),
+    )
+
+
+def _report(name: str) -> None:
+    rules = ", ".join(f"{k[5:]} {v}" for k, v in sorted(STATS.items()) if k.startswith("rule "))
+    others = {k: v for k, v in sorted(STATS.items()) if not k.startswith("rule ")}
+    print(f"\n{name}: {STATS['examples']} examples, {STATS['steps']} steps; rules: {rules}; {others}")
+
+
+def test_layouts_agree_with_oracle(backend: Any) -> None:
+    subjects = make_subjects(backend)
+    STATS.clear()
+    run_state_machine_as_test(lambda: LayoutsAgree(backend, subjects), settings=machine_settings())
+    _report("LayoutsAgree")
+
+
+def test_expiring_layouts_agree_with_oracle(backend: Any) -> None:
+    subjects = make_subjects(backend, expire=3600)
+    STATS.clear()
+    run_state_machine_as_test(lambda: ExpiringLayoutsAgree(backend, subjects), settings=machine_settings())
+    _report("ExpiringLayoutsAgree")
