@@ -190,7 +190,11 @@ def convert_value(model: str, fields: Mapping[str, Any], name: str, value: Any) 
         detail = "; ".join(str(getattr(m, "summary", m)) for m in messages)
         msg = f"{model}.{name}: {value!r} is not a valid {type(field_type).__name__} value ({detail})"
         raise InvalidFilterValue(msg) from exc
-    return normalize(native)
+    try:
+        return normalize(native)
+    except OverflowError as exc:
+        msg = f"{model}.{name}: {value!r} is outside the datetime range once converted to UTC"
+        raise InvalidFilterValue(msg) from exc
 
 
 def parse_filters(model: str, fields: Mapping[str, Any], kwargs: Mapping[str, Any]) -> tuple[Condition, ...]:

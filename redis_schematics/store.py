@@ -543,8 +543,8 @@ class Store:
         return ("SADD", self.keys.members(), (pk,))
 
     def _refuse_old_years(self, pk: str, obj: Any) -> None:
-        """schematics writes a date before year 1000 as "999-..." and cannot read it back:
-        refuse it rather than store an object that could never be loaded."""
+        """Refuse dates that could be stored but never used: before year 1000 (schematics
+        writes "999-..." and cannot read it back) or past 9999 once converted to UTC."""
         for name in self.date_fields:
             value = getattr(obj, name, None)
             if isinstance(value, dt.date) and value.year < 1000:
@@ -553,6 +553,14 @@ class Store:
                     "cannot read back once stored; nothing was written."
                 )
                 raise InvalidModel(msg, {name: "year before 1000"})
+            try:
+                serializers.normalize(value)
+            except OverflowError as exc:  # e.g. 9999-12-31T23:00-08:00 is past 9999 in UTC
+                msg = (
+                    f"{self.name} {pk!r}: {name} = {value!r} is outside the datetime range once "
+                    "converted to UTC, so it cannot be compared; nothing was written."
+                )
+                raise InvalidModel(msg, {name: "outside the UTC datetime range"}) from exc
 
     def item(self, pk: str, payload: Any, entries: frozenset[Entry] = frozenset(), **kw: Any) -> _Item:
         """A write of ``payload`` (None = delete) for ``pk`` of this model."""

@@ -35,6 +35,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from schematics import types
 
 from redis_schematics import (
+    DistributedHashRedisModel,
+    DistributedRedisModel,
     EqualityIndex,
     HashRedisModel,
     RangeIndex,
@@ -90,6 +92,8 @@ class LayoutCase:
 LAYOUTS: tuple[LayoutCase, ...] = (
     LayoutCase("simple", SimpleRedisModel, _drop_object_key),
     LayoutCase("hash", HashRedisModel, _drop_hash_field),
+    LayoutCase("distributed", DistributedRedisModel, _drop_object_key),
+    LayoutCase("distributed_hash", DistributedHashRedisModel, _drop_column_cells),
 )
 
 #: an index on every indexable field; "note" and "qty" stay unindexed

@@ -106,12 +106,7 @@ def test_old_years_round_trip_or_are_refused(case: LayoutCase, backend: Any, fie
     assert [o.pk for o in model.all()] == ["old"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug: an aware datetime whose UTC value is past year 9999 raises a bare "
-    "OverflowError from serializers.normalize instead of InvalidModel/InvalidFilterValue",
-    raises=OverflowError,
-)
+# Was an open bug: now InvalidModel on write and InvalidFilterValue in filters.
 def test_datetime_beyond_utc_range_gets_a_clear_error(case: LayoutCase, backend: Any) -> None:
     """Found while sizing the datetime strategy: ``9999-12-31T23:00-08:00`` is a valid
     aware datetime whose UTC conversion overflows. On an indexed field ``set()`` raises a
