@@ -286,6 +286,7 @@ class Store:
         self.indexes = resolve_indexes(self.name, self.fields, getattr(model, "__indexes__", None), self.keys)
         self.indexed_fields = tuple(dict.fromkeys(i.field for i in self.indexes))
         self.primitive_names = {name: (f.serialized_name or name) for name, f in self.fields.items()}
+        self._deserializer = model.__deserializer__  # type: ignore[attr-defined]
         #: primitive dict -> instance, exactly as schematics would build it, but faster
         self.loader = loader_for(model)
         self.date_fields = tuple(n for n, f in self.fields.items() if isinstance(f, DateType | DateTimeType))
@@ -319,7 +320,7 @@ class Store:
     def deserialize(self, payload: Any) -> Any:
         if self.codec is not None:
             return self.codec.decode(payload)
-        return self.model.__deserializer__(payload)  # type: ignore[attr-defined]
+        return self._deserializer(payload)
 
     # -- primary keys -------------------------------------------------------------------
     def pk_text(self, name: str, value: Any) -> str:
@@ -385,7 +386,10 @@ class Store:
                 f"does not fit the model ({exc}); rewrite or delete it."
             )
             raise CorruptPayload(msg, key=self.layout.object_key(pk)) from exc
-        claimed = self.pk_of(obj)
+        # The stored pk, read from the primitive when it is a plain string (the usual
+        # case, and much cheaper than pk_of()); pk_of() otherwise.
+        raw_pk = data.get(self.primitive_names["pk"]) if "pk" in self.fields else None
+        claimed = raw_pk if isinstance(raw_pk, str) and raw_pk else self.pk_of(obj)
         if claimed is not None and claimed != pk:
             # Loading it would make a later set()/delete() act on the object it names.
             msg = (

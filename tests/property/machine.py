@@ -428,10 +428,10 @@ class LayoutsAgree(RuleBasedStateMachine):
 class ExpiringLayoutsAgree(LayoutsAgree):
     """The same machine on models with ``__expire__``, plus expiry behind their back."""
 
-    #: "expire" may also remove the payload (its TTL fired before any purge). Off until
-    #: purge_expired can clean the index entries of an object whose payload is gone:
-    #: test_regressions.py::test_purge_after_payload_ttl_leaves_no_index_entry.
-    PAYLOAD_TTL_FIRES = False
+    #: "expire" may also remove the payload (its TTL fired before any purge); switch it
+    #: off to study the other paths alone (it found the bug kept in
+    #: test_regressions.py::test_purge_after_payload_ttl_leaves_no_index_entry).
+    PAYLOAD_TTL_FIRES = True
 
     def _members(self, s: Subject) -> str:
         return f"{s.prefix}#members"

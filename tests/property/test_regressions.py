@@ -1,8 +1,8 @@
 """Failures the property tests found, kept as plain tests (one per bug).
 
-Each test says what hypothesis found and why it failed. Those marked
-``xfail(strict=True)`` are open bugs: they fail today and turn red as "XPASS" once
-fixed, so that the marker gets removed.
+Each test says what hypothesis found and why it failed. An open bug is marked
+``xfail(strict=True)`` with the reason, so that its fix shows up as "XPASS" and the
+marker gets removed; every bug below is fixed now.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def test_purge_after_payload_ttl_leaves_no_index_entry(case: LayoutCase, backend
     case.drop_payload(backend, "Reg", "old")  # ...and so did the payload's TTL
     assert model.purge_expired() == 1
     problems = model.check_indexes()
-    model({"pk": "new", "code": "X"}).set()  # UniqueViolation today
+    model({"pk": "new", "code": "X"}).set()  # raised UniqueViolation (a ghost owner)
     assert problems == []
     assert [o.pk for o in model.filter(code="X")] == ["new"]
 
