@@ -54,7 +54,7 @@ from redis_schematics.indexes import (
 from redis_schematics.keys import KeySpace
 from redis_schematics.layouts.base import FieldLayout, Fields, Guard, Layout, Op
 from redis_schematics.lookups import COMPOUND_TYPES
-from redis_schematics.util import chunked, text
+from redis_schematics.util import batched, chunked, text, unique
 
 #: objects per script call / per MGET when loading or writing many
 CHUNK = 500
@@ -485,23 +485,11 @@ class Store:
 
     def member_batches(self, client: Any, batch: int = CHUNK) -> Iterator[list[str]]:
         """Every pk in the members set, in batches (SSCAN/ZSCAN; never blocks Redis)."""
-        seen: set[str] = set()
-        found: list[str] = []
         if self.expiring:
             it: Iterable[Any] = (m for m, _ in client.zscan_iter(self.keys.members(), count=batch))
         else:
             it = client.sscan_iter(self.keys.members(), count=batch)
-        for member in it:
-            pk = text(member)
-            if pk in seen:  # SSCAN may return an element twice
-                continue
-            seen.add(pk)
-            found.append(pk)
-            if len(found) >= batch:
-                yield found
-                found = []
-        if found:
-            yield found
+        yield from batched(unique(text(member) for member in it), batch)
 
     def count_all(self, client: Any) -> int:
         """Objects alive. Complexity: O(1) (SCARD) or O(log N) (ZCOUNT), one round trip."""

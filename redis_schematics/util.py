@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -17,3 +17,24 @@ def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """Consecutive slices of ``items`` of at most ``size`` elements."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def unique(items: Iterable[T]) -> Iterator[T]:
+    """``items`` without repeats (SCAN-family commands may return an element twice)."""
+    seen: set[T] = set()
+    for item in items:
+        if item not in seen:
+            seen.add(item)
+            yield item
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of at most ``size`` consecutive items of a (possibly endless) iterable."""
+    found: list[T] = []
+    for item in items:
+        found.append(item)
+        if len(found) >= size:
+            yield found
+            found = []
+    if found:
+        yield found

@@ -53,7 +53,7 @@ from redis_schematics.exceptions import ConfigurationError
 from redis_schematics.keys import KeySpace
 from redis_schematics.layouts.base import Fields, Guard, Op
 from redis_schematics.layouts.hash_per_object import FieldCodec, cell, cells, read_states, state_cells
-from redis_schematics.util import text
+from redis_schematics.util import batched, text, unique
 
 
 @dataclass(frozen=True)
@@ -105,21 +105,9 @@ class HashPerFieldLayout:
         return [("HDEL", column, (pk,)) for column in self.columns]
 
     def stored_pks(self, client: Any, batch: int) -> Iterator[list[str]]:
-        seen: set[str] = set()
-        found: list[str] = []
-        for column in self.columns:
-            # HSCAN NOVALUES needs Redis 7.4; values come along and are dropped here.
-            for member, _value in client.hscan_iter(column, count=batch):
-                pk = text(member)
-                if pk in seen:
-                    continue
-                seen.add(pk)
-                found.append(pk)
-                if len(found) >= batch:
-                    yield found
-                    found = []
-        if found:
-            yield found
+        # HSCAN NOVALUES needs Redis 7.4; values come along and are dropped here.
+        members = (text(m) for column in self.columns for m, _value in client.hscan_iter(column, count=batch))
+        yield from batched(unique(members), batch)
 
     def encode(self, primitive: Mapping[str, Any]) -> Fields:
         return self.codec.encode(primitive)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from redis_schematics.keys import KeySpace
 from redis_schematics.layouts.base import Guard, Op
-from redis_schematics.util import text
+from redis_schematics.util import batched, text
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,7 @@ class HashPerModelLayout:
         return [("HDEL", self.keys.model_hash(), (self.keys.object(pk),))]
 
     def stored_pks(self, client: Any, batch: int) -> Iterator[list[str]]:
-        found: list[str] = []
         pattern = self.keys.object_pattern()
         # HSCAN NOVALUES needs Redis 7.4; payloads come along and are dropped here.
-        for field, _payload in client.hscan_iter(self.keys.model_hash(), match=pattern, count=batch):
-            found.append(self.keys.pk_from_object(text(field)))
-            if len(found) >= batch:
-                yield found
-                found = []
-        if found:
-            yield found
+        pairs = client.hscan_iter(self.keys.model_hash(), match=pattern, count=batch)
+        yield from batched((self.keys.pk_from_object(text(field)) for field, _payload in pairs), batch)

@@ -68,7 +68,7 @@ from redis_schematics import serializers
 from redis_schematics.exceptions import InvalidModel
 from redis_schematics.keys import KeySpace
 from redis_schematics.layouts.base import Fields, Guard, Op
-from redis_schematics.util import text
+from redis_schematics.util import batched, text
 
 #: starts the stored text of a string field whose value is not a plain string (None)
 MARK = "\0"
@@ -264,15 +264,9 @@ class HashPerObjectLayout:
         return [("DEL", self.keys.object(pk), ())]
 
     def stored_pks(self, client: Any, batch: int) -> Iterator[list[str]]:
-        found: list[str] = []
         # Only hashes: the pattern is the Simple layout's, and a model may have moved.
-        for key in client.scan_iter(match=self.keys.object_pattern(), count=batch, _type="hash"):
-            found.append(self.keys.pk_from_object(text(key)))
-            if len(found) >= batch:
-                yield found
-                found = []
-        if found:
-            yield found
+        keys = client.scan_iter(match=self.keys.object_pattern(), count=batch, _type="hash")
+        yield from batched((self.keys.pk_from_object(text(key)) for key in keys), batch)
 
     def encode(self, primitive: Mapping[str, Any]) -> Fields:
         return self.codec.encode(primitive)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from redis_schematics.keys import KeySpace
 from redis_schematics.layouts.base import Guard, Op
-from redis_schematics.util import text
+from redis_schematics.util import batched, text
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,8 @@ class KeyPerObjectLayout:
         return [("DEL", self.keys.object(pk), ())]
 
     def stored_pks(self, client: Any, batch: int) -> Iterator[list[str]]:
-        found: list[str] = []
         # The pattern escapes the prefix and requires the ":" after it, so it can match
         # neither another model's keys nor this model's own "Prefix#..." keys; only
         # strings can be objects of this layout.
-        for key in client.scan_iter(match=self.keys.object_pattern(), count=batch, _type="string"):
-            found.append(self.keys.pk_from_object(text(key)))
-            if len(found) >= batch:
-                yield found
-                found = []
-        if found:
-            yield found
+        keys = client.scan_iter(match=self.keys.object_pattern(), count=batch, _type="string")
+        yield from batched((self.keys.pk_from_object(text(key)) for key in keys), batch)
