@@ -22,49 +22,10 @@ from redis_schematics import MultipleFound, NotFound, Plan, Query, patch_json
 from redis_schematics.exceptions import InvalidPrimaryKey, StrictPerformanceException
 from redis_schematics.store import CHUNK, Store
 from tests.models import ice_cream
+from tests.recorder import Recorder
 
 Factory = Callable[..., Any]
 NOW = datetime(2026, 1, 1, 12, 0, 0)
-
-
-class Recorder:
-    """Counts round trips and records (command, number of args) sent by a client."""
-
-    def __init__(self, client: Any) -> None:
-        self.round_trips = 0
-        self.commands: list[tuple[str, int]] = []
-        send = client.execute_command
-        make_pipeline = client.pipeline
-
-        def execute_command(*args: Any, **options: Any) -> Any:
-            self.round_trips += 1
-            self.commands.append((str(args[0]).upper(), len(args) - 1))
-            return send(*args, **options)
-
-        def pipeline(*args: Any, **kwargs: Any) -> Any:
-            pipe = make_pipeline(*args, **kwargs)
-            run = pipe.execute
-
-            def execute(*a: Any, **kw: Any) -> Any:
-                self.round_trips += 1
-                self.commands += [(str(c[0][0]).upper(), len(c[0]) - 1) for c in pipe.command_stack]
-                return run(*a, **kw)
-
-            pipe.execute = execute
-            return pipe
-
-        client.execute_command = execute_command
-        client.pipeline = pipeline
-
-    def reset(self) -> None:
-        self.round_trips = 0
-        self.commands = []
-
-    def count(self, fn: Callable[[], Any]) -> int:
-        """Round trips ``fn()`` takes."""
-        self.reset()
-        fn()
-        return self.round_trips
 
 
 def rows(n: int, start: int = 0) -> list[dict[str, Any]]:

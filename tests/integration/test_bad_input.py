@@ -43,32 +43,13 @@ from redis_schematics.exceptions import (
     UnknownLookup,
 )
 from redis_schematics.layouts.base import Fields
+from tests.dbstate import db_state
 
 # -- the world every case runs in ----------------------------------------------------------------
 
 
 def _text(value: Any) -> Any:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
-
-
-def snapshot(client: Any) -> dict[str, Any]:
-    """Every key of the database: type, content and whether it expires."""
-    state: dict[str, Any] = {}
-    for raw in client.scan_iter(count=1000):
-        key = _text(raw)
-        kind = _text(client.type(raw))
-        if kind == "string":
-            value: Any = _text(client.get(raw))
-        elif kind == "hash":
-            value = {_text(k): _text(v) for k, v in client.hgetall(raw).items()}
-        elif kind == "set":
-            value = sorted(_text(m) for m in client.smembers(raw))
-        elif kind == "zset":
-            value = {_text(m): s for m, s in client.zrange(raw, 0, -1, withscores=True)}
-        else:
-            value = kind
-        state[key] = (kind, value, client.pttl(raw) >= 0)
-    return state
 
 
 def bytes_view(client: Any) -> Any:
@@ -352,7 +333,7 @@ case("model whose prefix holds '{'", ConfigurationError, "'{'")(
 def test_bad_input_fails_cleanly_and_changes_nothing(c: Case, world: World, client: Any) -> None:
     if c.setup is not None:
         c.setup(world)
-    before = snapshot(world.raw)
+    before = db_state(world.raw)
     raised: BaseException | None = None
     try:
         c.act(world)
@@ -362,7 +343,7 @@ def test_bad_input_fails_cleanly_and_changes_nothing(c: Case, world: World, clie
     ok = isinstance(raised, c.error or ()) and isinstance(raised, RedisSchematicsError)
     message = str(raised)
     missing = [word for word in c.words if word not in message]
-    unchanged = snapshot(world.raw) == before
+    unchanged = db_state(world.raw) == before
     if known:
         if ok and not missing and unchanged:
             pytest.fail(f"known issue fixed, remove 'known' from the case: {c.known}")
@@ -431,10 +412,10 @@ def only_this_object_touched(before: dict[str, Any], after: dict[str, Any], w: W
 @pytest.mark.parametrize("pk", list(AWKWARD_PKS.values()), ids=list(AWKWARD_PKS))
 def test_awkward_pk_round_trips_and_touches_nothing_else(pk: str, world: World, client: Any) -> None:
     mix = world.mix
-    before = snapshot(world.raw)
+    before = db_state(world.raw)
     data = valid(pk, code="CAWK", flavour="awkward", amount=4242)
     mix(data).set()
-    during = snapshot(world.raw)
+    during = db_state(world.raw)
     only_this_object_touched(before, during, world, pk)
 
     assert mix.match_for_pk(pk).to_primitive() == mix(dict(data, pk=pk)).to_primitive()
@@ -449,7 +430,7 @@ def test_awkward_pk_round_trips_and_touches_nothing_else(pk: str, world: World, 
     assert mix.check_indexes() == []
     assert world.two.count() == len(SEED)
     assert mix.delete_filter(code="CAWK") == 1
-    assert snapshot(world.raw) == before
+    assert db_state(world.raw) == before
     with pytest.raises(NotFound, match="no object"):
         mix.match_for_pk(pk)
 
@@ -467,47 +448,47 @@ def test_empty_id_gets_a_generated_pk(world: World, client: Any) -> None:
 
 @pytest.mark.parametrize("kind", [*CORRUPT, "not UTF-8"])
 def test_a_corrupt_object_can_be_deleted_and_nothing_else_goes(kind: str, world: World, client: Any) -> None:
-    before = snapshot(world.raw)
+    before = db_state(world.raw)
     planter(CORRUPT.get(kind, NOT_UTF8))(world)
     if kind == "not UTF-8" and decodes(client):
         with pytest.raises(CorruptPayload, match="decode"):  # documented: use a bytes client
             world.mix.delete_many(["bad"])
         return
     assert world.mix.delete_many(["bad"]) == 1
-    assert snapshot(world.raw) == before
+    assert db_state(world.raw) == before
 
 
 def test_models_whose_prefixes_start_alike_stay_apart(world: World, client: Any) -> None:
     mix, two = world.mix, world.two
-    before = snapshot(world.raw)
+    before = db_state(world.raw)
     mix_keys = {k: v for k, v in before.items() if k == "Mix" or k.startswith(("Mix:", "Mix#"))}
     assert mix.rebuild_indexes() == 0
     assert two.rebuild_indexes() == 0
     assert sorted(o.id for o in mix.all()) == sorted(SEED)
     assert mix.count(flavour="vanilla") == 3
     assert two.count(flavour="vanilla") == len(SEED)
-    assert snapshot(world.raw) == before
+    assert db_state(world.raw) == before
     assert two.delete_filter(flavour="vanilla") == len(SEED)
     assert two.delete_all() == 0
-    assert snapshot(world.raw) == mix_keys  # MixTwo is gone, Mix untouched
+    assert db_state(world.raw) == mix_keys  # MixTwo is gone, Mix untouched
     assert mix.check_indexes() == []
     assert mix.delete_all() == len(SEED)
-    assert snapshot(world.raw) == {}
+    assert db_state(world.raw) == {}
 
 
 def test_a_prefix_with_a_colon_works_on_its_own(world: World, client: Any) -> None:
     """``app:Mix`` is a fine prefix as long as no model is called ``app`` (see the collision case)."""
     spaced = model_class(world.base, client, "Spaced", prefix="app:Mix")
-    before = snapshot(world.raw)
+    before = db_state(world.raw)
     spaced.set_many([spaced(valid(pk, code=f"S{pk}", flavour="mint")) for pk in ("a", "a:b", "*")])
     assert sorted(o.id for o in spaced.filter(flavour="mint")) == ["*", "a", "a:b"]
     assert spaced.match(code="Sa:b").id == "a:b"
     assert spaced.check_indexes() == []
     assert world.mix.check_indexes() == []
     assert world.mix.count() == len(SEED)
-    assert {k: v for k, v in snapshot(world.raw).items() if not k.startswith("app:Mix")} == before
+    assert {k: v for k, v in db_state(world.raw).items() if not k.startswith("app:Mix")} == before
     assert spaced.delete_all() == 3
-    assert snapshot(world.raw) == before
+    assert db_state(world.raw) == before
 
 
 def test_a_colliding_prefix_written_by_another_process_is_not_read(world: World, client: Any) -> None:

@@ -24,32 +24,13 @@ from redis_schematics.exceptions import (
     UnknownField,
     UnknownLookup,
 )
+from tests.dbstate import db_state
 
 Factory = Callable[..., Any]
 
 
 def _text(value: Any) -> Any:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
-
-
-def db_state(client: Any) -> dict[str, Any]:
-    """Every key of the database with its type, content and whether it expires."""
-    state: dict[str, Any] = {}
-    for raw in client.scan_iter(count=1000):
-        key = _text(raw)
-        kind = _text(client.type(raw))
-        if kind == "string":
-            value: Any = _text(client.get(raw))
-        elif kind == "hash":
-            value = {_text(k): _text(v) for k, v in client.hgetall(raw).items()}
-        elif kind == "set":
-            value = sorted(_text(m) for m in client.smembers(raw))
-        elif kind == "zset":
-            value = [(_text(m), s) for m, s in client.zrange(raw, 0, -1, withscores=True)]
-        else:
-            value = kind
-        state[key] = (kind, value, client.ttl(raw) >= 0)
-    return state
 
 
 #: layouts that store one opaque payload per object (the corrupt-payload tests write one)

@@ -17,6 +17,7 @@ from schematics import types
 
 from redis_schematics import EqualityIndex, RangeIndex, UniqueIndex, UniqueViolation
 from redis_schematics.store import Store
+from tests.dbstate import db_state
 
 UTC = dt.timezone.utc
 
@@ -179,28 +180,10 @@ def users(layout: type, backend: Any) -> type:
     )
 
 
-def snapshot(client: Any) -> dict[str, Any]:
-    """Every key with its type and content."""
-    out: dict[str, Any] = {}
-    for key in all_keys(client):
-        kind = txt(client.type(key))
-        if kind == "string":
-            out[key] = txt(client.get(key))
-        elif kind == "hash":
-            out[key] = hgetall(client, key)
-        elif kind == "set":
-            out[key] = smembers(client, key)
-        elif kind == "zset":
-            out[key] = zscores(client, key)
-        else:
-            raise AssertionError((key, kind))
-    return out
-
-
 def test_unique_refuses_a_second_owner_and_writes_nothing(users: type, backend: Any) -> None:
     users({"pk": "u1", "email": "a@x", "team": "red", "age": 30}).set()
     users({"pk": "u2", "email": "b@x", "team": "blue", "age": 40}).set()
-    before = snapshot(backend)
+    before = db_state(backend)
     # a new object taking u1's email
     with pytest.raises(UniqueViolation) as info:
         users({"pk": "u3", "email": "a@x", "team": "green", "age": 50}).set()
@@ -208,15 +191,15 @@ def test_unique_refuses_a_second_owner_and_writes_nothing(users: type, backend: 
     assert info.value.field == "email"
     assert "u1" in str(info.value)
     assert "u3" in str(info.value)
-    assert snapshot(backend) == before
+    assert db_state(backend) == before
     # an existing object moving onto u1's email: its old value, team and age stay
     with pytest.raises(UniqueViolation):
         users({"pk": "u2", "email": "a@x", "team": "green", "age": 50}).set()
-    assert snapshot(backend) == before
+    assert db_state(backend) == before
     # set_many is all-or-nothing within the batch
     with pytest.raises(UniqueViolation):
         users.set_many([users({"pk": "u4", "email": "d@x"}), users({"pk": "u5", "email": "b@x"})])
-    assert snapshot(backend) == before
+    assert db_state(backend) == before
     assert users.match_for_pk("u2").email == "b@x"
     assert users.filter(team="green") == []
     assert users.check_indexes() == []
@@ -288,13 +271,13 @@ def test_keys_live_under_the_prefix_and_models_never_share(layout: type, backend
     assert mix.count(flavour="a") == 2
     assert two.count(flavour="a") == 2
     # emptying one leaves the other's keys exactly as they were
-    before = {k: v for k, v in snapshot(backend).items() if k in two_keys}
+    before = {k: v for k, v in db_state(backend).items() if k in two_keys}
     assert mix.delete_all() == 5
-    after = snapshot(backend)
+    after = db_state(backend)
     assert after == before
     assert two.count() == 5
     two.rebuild_indexes()
-    assert snapshot(backend) == before
+    assert db_state(backend) == before
 
 
 # -- updates move pks between index entries -----------------------------------------------------------

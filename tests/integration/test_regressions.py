@@ -32,43 +32,9 @@ from redis_schematics.exceptions import (
 )
 from tests.conftest import real_client
 from tests.models import ice_cream
+from tests.recorder import Recorder
 
 Factory = Callable[..., Any]
-
-
-class Recorder:
-    """Records every command a client sends, also inside pipelines, and forbids KEYS."""
-
-    def __init__(self, client: Any) -> None:
-        self.commands: list[str] = []
-        self.round_trips = 0
-        send = client.execute_command
-        make_pipeline = client.pipeline
-
-        def execute_command(*args: Any, **options: Any) -> Any:
-            self.round_trips += 1
-            self.commands.append(str(args[0]).upper())
-            return send(*args, **options)
-
-        def pipeline(*args: Any, **kwargs: Any) -> Any:
-            pipe = make_pipeline(*args, **kwargs)
-            run = pipe.execute
-
-            def execute(*a: Any, **kw: Any) -> Any:
-                self.round_trips += 1
-                self.commands += [str(cmd[0][0]).upper() for cmd in pipe.command_stack]
-                return run(*a, **kw)
-
-            pipe.execute = execute
-            return pipe
-
-        def keys(*args: Any, **kwargs: Any) -> Any:
-            msg = "redis-schematics must never send KEYS"
-            raise AssertionError(msg)
-
-        client.execute_command = execute_command
-        client.pipeline = pipeline
-        client.keys = keys
 
 
 @pytest.fixture
@@ -229,7 +195,7 @@ def test_library_never_sends_keys(make: Factory, client: Any) -> None:
         "Brief", __expire__=60, __indexes__=("flavour",), id=types.StringType(), flavour=types.StringType()
     )
     mix_two({"id": "*", "flavour": "m"}).set()
-    recorder = Recorder(client)
+    recorder = Recorder(client, forbid_keys=True)
     for model in (mix, expiring):
         model.set_many([model({"id": pk, "flavour": "m"}) for pk in GLOB_PKS])
         model.all()
@@ -247,7 +213,7 @@ def test_library_never_sends_keys(make: Factory, client: Any) -> None:
         model.delete_all()
     expiring.purge_expired()
     assert recorder.commands, "the recorder saw nothing: it is not wired"
-    assert "KEYS" not in recorder.commands
+    assert "KEYS" not in recorder.names
     assert mix_two.match_for_pk("*").id == "*"
 
 

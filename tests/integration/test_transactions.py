@@ -10,23 +10,8 @@ from schematics import types
 
 from redis_schematics import UniqueIndex, UniqueViolation, transaction
 from redis_schematics.exceptions import ConcurrentModification, InvalidModel, NotFound
+from tests.dbstate import db_state
 from tests.models import ice_cream
-
-
-def keys_of(client: Any) -> dict[str, Any]:
-    """Every key with its type and content: to prove nothing was written."""
-    out = {}
-    for key in sorted(client.scan_iter(count=1000)):
-        kind = client.type(key)
-        kind = kind.decode() if isinstance(kind, bytes) else kind
-        dump = {
-            "string": client.get,
-            "hash": client.hgetall,
-            "set": client.smembers,
-            "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
-        }[kind](key)
-        out[key] = (kind, dump)
-    return out
 
 
 @pytest.fixture
@@ -70,7 +55,7 @@ def test_transaction_discards_everything_when_the_block_raises(
 ) -> None:
     ice, user = models
     ice({"id": "keep", "flavour": "mint"}).set()
-    before = keys_of(client)
+    before = db_state(client)
 
     def block() -> None:
         with transaction(client) as tx:
@@ -82,13 +67,13 @@ def test_transaction_discards_everything_when_the_block_raises(
 
     with pytest.raises(RuntimeError, match="boom"):
         block()
-    assert keys_of(client) == before
+    assert db_state(client) == before
 
 
 def test_transaction_is_all_or_nothing_on_unique_violation(models: tuple[type, type], client: Any) -> None:
     ice, user = models
     user({"id": "owner", "email": "taken@x"}).set()
-    before = keys_of(client)
+    before = db_state(client)
 
     def block() -> None:
         with transaction(client) as tx:
@@ -97,12 +82,12 @@ def test_transaction_is_all_or_nothing_on_unique_violation(models: tuple[type, t
 
     with pytest.raises(UniqueViolation, match="taken@x"):
         block()
-    assert keys_of(client) == before
+    assert db_state(client) == before
 
 
 def test_invalid_object_inside_block_aborts_the_block(models: tuple[type, type], client: Any) -> None:
     ice, _user = models
-    before = keys_of(client)
+    before = db_state(client)
 
     def block() -> None:
         with transaction(client) as tx:
@@ -113,7 +98,7 @@ def test_invalid_object_inside_block_aborts_the_block(models: tuple[type, type],
 
     with pytest.raises(InvalidModel):
         block()
-    assert keys_of(client) == before
+    assert db_state(client) == before
 
 
 def test_last_write_of_an_object_in_a_block_wins(models: tuple[type, type], client: Any) -> None:
