@@ -202,7 +202,7 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
 
         Complexity: as ``filter``, but at most two objects are kept.
         """
-        rows = cls.query(**kwargs).order_by().limit(2).all()
+        rows = cls.query(**kwargs).limit(2).all()
         if not rows:
             msg = f"{_describe(cls.__name__, 'match', kwargs)} found nothing."
             raise NotFound(msg)
