@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import difflib
+import random
+import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -921,7 +923,12 @@ def commit(
         WriteConflict: the objects kept changing for ``attempts`` attempts.
     """
     run = script(client, "apply_write")
-    for _attempt in range(attempts):
+    for attempt in range(attempts):
+        if attempt >= 2:
+            # Writers racing on one object: back off a little (jittered, capped at 50 ms)
+            # so that they stop colliding in lockstep. The first retry, which replaces
+            # the optimistic "absent" guess with the stored payload, does not wait.
+            time.sleep(random.uniform(0, min(0.05, 0.0005 * 2**attempt)))
         batch = build(items)
         if not batch.n_ops:
             return
