@@ -15,6 +15,7 @@ The hierarchy::
     ├── StrictPerformanceException  a query would scan every object under __strict_performance__
     ├── UniqueViolation             a UniqueIndex value is owned by another object
     ├── CorruptPayload (ValueError) a stored payload cannot be read back; names the key
+    ├── PartiallyLoaded (ValueError) set() of fields an only= read did not load; nothing written
     └── WriteConflict               an object kept changing under a write; retries ran out
         └── ConcurrentModification  Model.update() ran out of retries
 
@@ -103,6 +104,15 @@ class CorruptPayload(RedisSchematicsError, ValueError):
         self.key = key
 
 
+class PartiallyLoaded(RedisSchematicsError, ValueError):
+    """The object was read with ``only=`` and the write would store fields it never loaded
+    (their defaults, over the stored values); nothing was written."""
+
+    def __init__(self, msg: str, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(msg)
+        self.missing = missing
+
+
 class WriteConflict(RedisSchematicsError):
     """Concurrent writers kept changing an object; the write gave up after its retries."""
 
@@ -120,6 +130,7 @@ __all__ = [
     "InvalidPrimaryKey",
     "MultipleFound",
     "NotFound",
+    "PartiallyLoaded",
     "QueryError",
     "RedisMixinException",
     "RedisSchematicsError",

@@ -28,7 +28,7 @@ from redis_schematics.layouts import (
 )
 from redis_schematics.lookups import Exact, parse_filters
 from redis_schematics.query import Plan, Query
-from redis_schematics.store import Store
+from redis_schematics.store import LOADED, Store
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -87,10 +87,8 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
         """Primitive dict -> stored payload (JSON text by default)."""
         return serializers.dumps(obj)
 
-    @staticmethod
-    def __deserializer__(dump: Any) -> Any:
-        """Stored payload (bytes or str) -> primitive dict."""
-        return serializers.loads(dump)
+    #: Stored payload (bytes or str) -> primitive dict (``serializers.loads``: JSON).
+    __deserializer__ = staticmethod(serializers.loads)
 
     # -- plumbing ------------------------------------------------------------------------
     @classmethod
@@ -130,8 +128,12 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
         the stored payload with those fields replaced. An object not stored yet is
         written whole.
 
+        An object read with ``only=`` can write just the fields it loaded
+        (``set(only=...)``); anything else raises ``PartiallyLoaded``.
+
         Raises:
-            InvalidModel, UniqueViolation, WriteConflict, UnknownField (``only``).
+            InvalidModel, UniqueViolation, WriteConflict, UnknownField (``only``),
+            PartiallyLoaded.
 
         Complexity: O(I) for I index entries; one round trip (one ``apply_write.lua``
         call) for a new object, two when it replaces a stored one or with ``only``.
@@ -140,7 +142,8 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
         return self
 
     def refresh(self) -> Self:
-        """Reload the object's fields from Redis.
+        """Reload the object's fields from Redis (all of them, also after an ``only=``
+        read: the object is then whole again).
 
         Raises:
             NotFound: the object is not stored (any more).
@@ -150,7 +153,16 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
         store = self._store()
         fresh = type(self).match_for_pk(store.check_pk(store.pk_of(self)))
         self.import_data(fresh.to_primitive())
+        self.__dict__.pop(LOADED, None)
         return self
+
+    @property
+    def loaded_fields(self) -> frozenset[str]:
+        """The fields this object holds as stored: every field, except for an object
+        read with ``only=`` (``match_for_pk``, ``match_for_pks``, ``query().only()``).
+        No I/O."""
+        loaded: frozenset[str] | None = getattr(self, LOADED, None)
+        return frozenset(self._store().fields) if loaded is None else loaded
 
     def delete(self, pipeline: Any = None) -> bool:
         """Delete the object and its index entries, atomically. True if it was stored.
@@ -162,19 +174,28 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
 
     # -- reads ----------------------------------------------------------------------------
     @classmethod
-    def match_for_pk(cls, pk: Any) -> Self:
+    def match_for_pk(cls, pk: Any, only: Iterable[str] | None = None) -> Self:
         """Load the object stored under ``pk``.
+
+        ``only=["flavour"]`` loads just those fields (and the ones the pk comes from);
+        the others hold their defaults, ``obj.loaded_fields`` lists what was loaded, and
+        the object refuses a ``set()`` that would store a field it did not load. The
+        Distributed layouts read just those hash fields / columns; Simple and Hash read
+        the whole document and skip converting the other fields.
 
         Raises:
             NotFound: nothing is stored under ``pk``.
             CorruptPayload: the stored payload cannot be read; names the key.
+            UnknownField: ``only`` names a field the model does not have.
 
         Complexity: O(1), one round trip (one GET, or HGET for the Hash layout; plus
-        ZMSCORE and TIME in the same round trip for expiring models).
+        ZMSCORE and TIME in the same round trip for expiring models); O(F) or, with
+        ``only``, O(R) for the R fields read on the Distributed layouts.
         """
         store = cls._store()
         key = store.check_pk(pk)
-        rows = store.load(store.client, [key])
+        projection = None if only is None else store.projection(only, method="match_for_pk(only=...)")
+        rows = store.load(store.client, [key], projection)
         if not rows:
             msg = f"{cls.__name__}: no object with pk {key!r} ({store.layout.object_key(key)!r})."
             raise NotFound(msg)
@@ -182,14 +203,17 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
         return obj
 
     @classmethod
-    def match_for_pks(cls, pks: Iterable[Any]) -> list[Self | None]:
+    def match_for_pks(cls, pks: Iterable[Any], only: Iterable[str] | None = None) -> list[Self | None]:
         """Load many objects by pk: a list aligned with ``pks``, None where nothing is stored.
+
+        ``only``: load just those fields, as in :meth:`match_for_pk`.
 
         Complexity: O(P), one round trip per 500 pks (MGET/HMGET).
         """
         store = cls._store()
         keys = [store.check_pk(pk) for pk in pks]
-        found = {pk: obj for pk, _payload, obj in store.load(store.client, keys)}
+        projection = None if only is None else store.projection(only, method="match_for_pks(only=...)")
+        found = {pk: obj for pk, _payload, obj in store.load(store.client, keys, projection)}
         return [found.get(pk) for pk in keys]
 
     @classmethod

@@ -23,7 +23,7 @@ from redis_schematics.indexes import Atom, RangeIndex, Step
 from redis_schematics.indexes.range import merge_ranges
 from redis_schematics.lookups import COMPOUND_TYPES, Condition, parse_filters
 from redis_schematics.serializers import normalize
-from redis_schematics.store import CHUNK, Store, script
+from redis_schematics.store import CHUNK, Projection, Store, script
 from redis_schematics.util import text
 
 if TYPE_CHECKING:
@@ -207,6 +207,8 @@ class Query:
     order: tuple[tuple[str, bool], ...] = ()
     offset_: int = 0
     limit_: int | None = None
+    #: the fields ``only()`` asked for (None: every field)
+    only_: tuple[str, ...] | None = None
 
     # -- refinements ----------------------------------------------------------------------
     def filter(self, **kwargs: Any) -> Self:
@@ -231,6 +233,19 @@ class Query:
             msg = f"{self.store.name} query: offset must be a non-negative int, not {n!r}."
             raise QueryError(msg)
         return replace(self, offset_=n)
+
+    def only(self, *fields: str) -> Self:
+        """Load just these fields (plus those filtered or ordered on, which the rows are
+        re-checked and sorted by, and those the pk comes from); see
+        ``Model.match_for_pk(pk, only=...)`` for what such objects allow."""
+        self.store.field_names(fields, "query().only()")
+        return replace(self, only_=tuple(fields))
+
+    def _projection(self) -> Projection | None:
+        if self.only_ is None:
+            return None
+        also = [c.field for c in self.conditions] + [name for name, _desc in self.order]
+        return self.store.projection(self.only_, also, "query().only()")
 
     # -- inspection -------------------------------------------------------------------------
     def explain(self) -> Plan:
@@ -271,7 +286,7 @@ class Query:
         """
         p = self.explain()
         pks, skipped = self._candidate_pks(p)
-        rows = [r for r in self.store.load(self.store.client, pks) if self._matches(r[2])]
+        rows = [r for r in self.store.load(self.store.client, pks, self._projection()) if self._matches(r[2])]
         sort_objects(rows, self.order)
         start = self.offset_ - skipped
         stop = None if self.limit_ is None else start + self.limit_
@@ -294,8 +309,9 @@ class Query:
         else:
             pks, _ = self._candidate_pks(p)
             batches = (pks[i : i + CHUNK] for i in range(0, len(pks), CHUNK))
+        projection = self._projection()
         for batch in batches:
-            for _pk, _payload, obj in self.store.load(client, batch):
+            for _pk, _payload, obj in self.store.load(client, batch, projection):
                 if self._matches(obj):
                     yield obj
 
@@ -325,6 +341,6 @@ class Query:
         Returns the number deleted. Complexity: as :meth:`rows`, plus one write round
         trip per ``CHUNK`` objects.
         """
-        rows = self.rows()
+        rows = replace(self, only_=None).rows()  # whole payloads: the deletes guard on them
         known = {pk: payload for pk, payload, _obj in rows}
         return self.store.delete_pks(list(known), known=known, keep_if=self._matches)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import difflib
+import json
 import random
 import time
 import uuid
@@ -30,7 +31,7 @@ from typing import Any, cast
 
 from redis.commands.core import Script
 from schematics.exceptions import BaseError
-from schematics.types import BaseType, DateTimeType, DateType, NumberType
+from schematics.types import BaseType, DateTimeType, DateType, NumberType, StringType
 
 from redis_schematics import serializers
 from redis_schematics.exceptions import (
@@ -40,6 +41,7 @@ from redis_schematics.exceptions import (
     InvalidModel,
     InvalidPrimaryKey,
     NotFound,
+    PartiallyLoaded,
     UniqueViolation,
     UnknownField,
     WriteConflict,
@@ -64,6 +66,10 @@ CHUNK = 500
 MAX_ATTEMPTS = 20
 #: what apply_write.lua reads as "absent" in a guard
 ABSENT = "\0"
+#: the instance attribute naming the fields an ``only=`` read loaded (absent: all of them)
+LOADED = "_rs_loaded"
+#: a key missing from a primitive dict
+_ABSENT_KEY = object()
 RANGE_TYPES = (NumberType, DateType, DateTimeType)
 
 _SOURCES: dict[str, str] = {}
@@ -149,6 +155,15 @@ def resolve_indexes(model: str, fields: dict[str, Any], spec: Any, keys: KeySpac
             raise ConfigurationError(msg)
         found.append(index.bound(keys))
     return tuple(found)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The fields a partial read loads: ``names`` (field names, as marked on the loaded
+    objects) and ``primitive``, the stored names read, in the model's field order."""
+
+    names: frozenset[str]
+    primitive: tuple[str, ...]
 
 
 @dataclass
@@ -289,11 +304,21 @@ class Store:
         self.indexed_fields = tuple(dict.fromkeys(i.field for i in self.indexes))
         self.primitive_names = {name: (f.serialized_name or name) for name, f in self.fields.items()}
         self._deserializer = model.__deserializer__  # type: ignore[attr-defined]
+        if self._deserializer is serializers.loads:
+            self._deserializer = json.loads  # what it calls: one Python call less per object
         #: primitive dict -> instance, exactly as schematics would build it, but faster
         self.loader = loader_for(model)
         self.date_fields = tuple(n for n, f in self.fields.items() if isinstance(f, DateType | DateTimeType))
         #: instance -> primitive dict, byte-for-byte what to_primitive() gives, but faster
         self.dumper = dumper_for(model)
+        #: where pk_of() finds the pk: (primitive name, plain string field?) of pk, id
+        self._pk_sources = tuple(
+            (self.primitive_names[n], type(f).to_native is StringType.to_native)
+            for n in ("pk", "id")
+            if (f := self.fields.get(n)) is not None
+        )
+        #: partial reads already resolved: (only, also) -> Projection (see ``projection``)
+        self._projections: dict[tuple[tuple[str, ...], tuple[str, ...]], Projection | None] = {}
         # An object past its deadline keeps its payload one more period when indexes need it.
         self.physical_ms: int | None = (
             None if self.ttl_ms is None else self.ttl_ms * (2 if self.indexes else 1)
@@ -319,10 +344,15 @@ class Store:
             return self.codec.encode(primitive)
         return self.model.__serializer__(primitive)  # type: ignore[attr-defined]
 
-    def deserialize(self, payload: Any) -> Any:
+    def deserialize(self, payload: Any, fields: Sequence[str] | None = None) -> Any:
+        """The primitive dict of a payload; ``fields`` (primitive names): of a partial
+        read, keeping just those keys."""
         if self.codec is not None:
-            return self.codec.decode(payload)
-        return self._deserializer(payload)
+            return self.codec.decode(payload, fields)
+        data = self._deserializer(payload)
+        if fields is None or not isinstance(data, dict):
+            return data
+        return {name: data[name] for name in fields if name in data}
 
     # -- primary keys -------------------------------------------------------------------
     def pk_text(self, name: str, value: Any) -> str:
@@ -360,46 +390,58 @@ class Store:
         return text(pk)
 
     # -- payloads -----------------------------------------------------------------------
-    def _primitive(self, pk: str, payload: Any) -> dict[str, Any]:
-        where = f"{self.name} object {pk!r} ({self.layout.object_key(pk)!r})"
+    def _primitive(self, pk: str, payload: Any, fields: Sequence[str] | None = None) -> dict[str, Any]:
         try:
-            data = self.deserialize(payload)
+            if fields is None and self.codec is None:
+                data = self._deserializer(payload)  # the usual case, without a call more
+            else:
+                data = self.deserialize(payload, fields)
         except Exception as exc:
-            msg = f"{where}: the stored payload cannot be read ({exc}); rewrite or delete it."
-            raise CorruptPayload(msg, key=self.layout.object_key(pk)) from exc
-        if not isinstance(data, dict):
-            kind = type(data).__name__
-            msg = f"{where}: the stored payload is a {kind}, not an object; rewrite or delete it."
-            raise CorruptPayload(msg, key=self.layout.object_key(pk))
+            why = f"cannot be read ({exc})"
+            raise self._corrupt(pk, why) from exc
+        if type(data) is not dict and not isinstance(data, dict):
+            raise self._corrupt(pk, f"is a {type(data).__name__}, not an object")
         return data
 
-    def hydrate(self, pk: str, payload: Any) -> Any:
-        """Build a model instance from a stored payload.
+    def _corrupt(self, pk: str, why: str) -> CorruptPayload:
+        key = self.layout.object_key(pk)
+        msg = f"{self.name} object {pk!r} ({key!r}): the stored payload {why}; rewrite or delete it."
+        return CorruptPayload(msg, key=key)
+
+    def hydrate(self, pk: str, payload: Any, only: Projection | None = None) -> Any:
+        """Build a model instance from a stored payload (of a partial read: ``only``).
 
         Raises:
             CorruptPayload: the payload is not data of this model; names the key.
         """
-        data = self._primitive(pk, payload)
+        data = self._primitive(pk, payload, None if only is None else only.primitive)
         try:
             obj = self.loader(data)
         except BaseError as exc:
-            msg = (
-                f"{self.name} object {pk!r} ({self.layout.object_key(pk)!r}): the stored payload "
-                f"does not fit the model ({exc}); rewrite or delete it."
-            )
-            raise CorruptPayload(msg, key=self.layout.object_key(pk)) from exc
-        # The stored pk, read from the primitive when it is a plain string (the usual
-        # case, and much cheaper than pk_of()); pk_of() otherwise.
-        raw_pk = data.get(self.primitive_names["pk"]) if "pk" in self.fields else None
-        claimed = raw_pk if isinstance(raw_pk, str) and raw_pk else self.pk_of(obj)
+            raise self._corrupt(pk, f"does not fit the model ({exc})") from exc
+        claimed = self._stored_pk(data, obj)
         if claimed is not None and claimed != pk:
             # Loading it would make a later set()/delete() act on the object it names.
-            msg = (
-                f"{self.name} object {pk!r} ({self.layout.object_key(pk)!r}): the stored payload "
-                f"says its pk is {claimed!r}; rewrite or delete it."
-            )
-            raise CorruptPayload(msg, key=self.layout.object_key(pk))
+            raise self._corrupt(pk, f"says its pk is {claimed!r}")
+        if only is not None:
+            setattr(obj, LOADED, only.names)
         return obj
+
+    def _stored_pk(self, data: dict[str, Any], obj: Any) -> str | None:
+        """``pk_of(obj)``, read straight from the primitive ``data`` in the usual case (a
+        plain string field ``pk`` or ``id``), which is much cheaper."""
+        for primitive_name, plain in self._pk_sources:
+            raw = data.get(primitive_name, _ABSENT_KEY)
+            if raw is None:
+                continue  # as pk_of: the next source
+            if not (plain and type(raw) is str):
+                break  # the default of a missing key, or a value to convert: ask pk_of
+            if raw:
+                return raw
+        else:
+            if not self.unique_together:
+                return None
+        return self.pk_of(obj)
 
     def entries(self, pk: str, values: dict[str, Any]) -> frozenset[Entry]:
         """Every index entry of an object whose indexed fields hold ``values``."""
@@ -427,8 +469,11 @@ class Store:
             return frozenset(Entry("zset", i.key, pk) for i in self.indexes if isinstance(i, RangeIndex))
 
     # -- reads --------------------------------------------------------------------------
-    def read(self, client: Any, pks: Sequence[str]) -> list[tuple[Any, bool]]:
-        """Stored payloads of ``pks`` and whether each object is alive (not expired).
+    def read(
+        self, client: Any, pks: Sequence[str], fields: Sequence[str] | None = None
+    ) -> list[tuple[Any, bool]]:
+        """Stored payloads of ``pks`` and whether each object is alive (not expired);
+        ``fields`` (primitive names): partial payloads (see ``Layout.read``).
 
         Complexity: one round trip (MGET/HMGET, plus ZMSCORE and TIME when expiring).
         """
@@ -436,9 +481,9 @@ class Store:
             return []
         try:
             if not self.expiring:
-                return [(p, p is not None) for p in self.layout.read(client, pks)]
+                return [(p, p is not None) for p in self.layout.read(client, pks, fields)]
             pipe = client.pipeline(transaction=False)
-            self.layout.read(pipe, pks)
+            self.layout.read(pipe, pks, fields)
             pipe.zmscore(self.keys.members(), list(pks))
             pipe.time()
             payloads, deadlines, (sec, usec) = pipe.execute()
@@ -468,17 +513,21 @@ class Store:
         )
         return CorruptPayload(msg, key=key)
 
-    def load(self, client: Any, pks: Sequence[str]) -> list[tuple[str, Any, Any]]:
-        """(pk, payload, object) for each alive object among ``pks``, in order.
+    def load(
+        self, client: Any, pks: Sequence[str], only: Projection | None = None
+    ) -> list[tuple[str, Any, Any]]:
+        """(pk, payload, object) for each alive object among ``pks``, in order; with
+        ``only``, objects with just those fields loaded (and partial payloads).
 
         Complexity: one round trip per ``CHUNK`` pks, O(M) hydration.
         """
         out = []
         expired = 0
+        fields = None if only is None else only.primitive
         for chunk in chunked(pks, CHUNK):
-            for pk, (payload, alive) in zip(chunk, self.read(client, chunk), strict=True):
+            for pk, (payload, alive) in zip(chunk, self.read(client, chunk, fields), strict=True):
                 if alive:
-                    out.append((pk, payload, self.hydrate(pk, payload)))
+                    out.append((pk, payload, self.hydrate(pk, payload, only)))
                 elif payload is not None:
                     expired += 1
         if expired:
@@ -608,10 +657,16 @@ class Store:
         """Store objects with their index entries; see ``set_many`` for the guarantees.
 
         ``only``: write just these fields (see :meth:`partial`).
+
+        Raises:
+            PartiallyLoaded: an object read with ``only=`` would store a field it did not
+                load (nothing is written).
         """
+        names = None if only is None else self.field_names(only)
+        for obj in objs:
+            self._refuse_unloaded(obj, names)
         prepared = [self.prepare(obj) for obj in objs]  # every object valid before any write
-        if only is not None:
-            names = self.field_names(only)
+        if names is not None:
             prepared = [self.partial(item, obj, names) for item, obj in zip(prepared, objs, strict=True)]
         items = list({item.pk: item for item in prepared}.values())  # last one wins
         if pipeline is not None:
@@ -632,19 +687,64 @@ class Store:
         else:
             self.queue(pipeline, items)
 
+    # -- partial reads: match_for_pk(pk, only=[...]), query().only(...) ------------------
+    def projection(
+        self, only: Iterable[str], also: Iterable[str] = (), method: str = "only"
+    ) -> Projection | None:
+        """What a read of just the fields ``only`` loads: those, the fields ``also``
+        names (a query's filtered and ordered fields) and the fields the pk comes from
+        (``pk``, ``id``, ``__unique_together__``), so a loaded object knows its pk.
+        None when that is every field (a whole read).
+
+        Raises:
+            UnknownField: a name is not a field of the model.
+        """
+        key = ((only,) if isinstance(only, str) else tuple(only), tuple(also))
+        if key in self._projections:
+            return self._projections[key]
+        wanted = [*self.field_names(key[0], method), *key[1]]
+        wanted += [n for n in ("pk", "id") if n in self.fields] + list(self.unique_together)
+        names = frozenset(wanted)
+        result = None
+        if names and names != frozenset(self.fields):
+            ordered = tuple(n for n in self.fields if n in names)  # the model's field order
+            result = Projection(names, tuple(self.primitive_names[n] for n in ordered))
+        if len(self._projections) < 256:  # a few shapes per model in practice
+            self._projections[key] = result
+        return result
+
+    def _refuse_unloaded(self, obj: Any, names: tuple[str, ...] | None) -> None:
+        """Refuse a write of fields an ``only=`` read did not load (it would store their
+        defaults over the stored values)."""
+        loaded = getattr(obj, LOADED, None)
+        if loaded is None:
+            return
+        missing = tuple(n for n in (self.fields if names is None else names) if n not in loaded)
+        if not missing:
+            return
+        pk = self.pk_of(obj)
+        shown = ", ".join(sorted(loaded))
+        call = "set()" if names is None else f"set(only={list(names)!r})"
+        msg = (
+            f"{self.name} object {pk!r} was read with only=[{shown}]; {call} would store "
+            f"{', '.join(missing)} without having loaded them, over the stored values. "
+            f"Write just the loaded fields (set(only=[...])), or refresh() the object first."
+        )
+        raise PartiallyLoaded(msg, missing)
+
     # -- partial writes: obj.set(only=[...]) ---------------------------------------------
-    def field_names(self, only: Iterable[str]) -> tuple[str, ...]:
-        """Check the field names of ``set(only=...)``.
+    def field_names(self, only: Iterable[str], method: str = "set(only=...)") -> tuple[str, ...]:
+        """Check the field names of ``set(only=...)`` (or of the read ``method``).
 
         Raises:
             UnknownField: a name is not a field of the model.
         """
         names = (only,) if isinstance(only, str) else tuple(only)
         for name in names:
-            if name not in self.fields:
-                close = difflib.get_close_matches(name, list(self.fields), n=1)
+            if not isinstance(name, str) or name not in self.fields:
+                close = difflib.get_close_matches(str(name), list(self.fields), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                msg = f"{self.name}.set(only=...): no field {name!r}{hint} Fields: {', '.join(self.fields)}."
+                msg = f"{self.name}.{method}: no field {name!r}{hint} Fields: {', '.join(self.fields)}."
                 raise UnknownField(msg)
         return names
 

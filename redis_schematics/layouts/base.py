@@ -60,9 +60,15 @@ class Layout(Protocol):
         """The name users see as ``obj.key`` (a key, or a hash field)."""
         ...
 
-    def read(self, target: Any, pks: Sequence[str]) -> Any:
+    def read(self, target: Any, pks: Sequence[str], fields: Sequence[str] | None = None) -> Any:
         """Send one command to ``target`` (a client, or a pipeline that queues it) whose
-        reply lists the payloads of ``pks`` in order (None where absent)."""
+        reply lists the payloads of ``pks`` in order (None where absent).
+
+        ``fields`` (primitive names) asks for just those fields: a layout that stores
+        fields apart then reads only them, and its payloads are *partial* (only
+        ``decode(payload, fields)`` reads them; no guard compares them). A layout that
+        stores one document per object ignores it and returns whole payloads.
+        """
         ...
 
     def guard(self, pk: str, expected: Any) -> Guard:
@@ -127,8 +133,9 @@ class FieldLayout(Layout, Protocol):
         """The whole write of an object whose ``to_primitive()`` is ``primitive``."""
         ...
 
-    def decode(self, payload: Any) -> dict[str, Any]:
-        """The primitive dict of a state returned by ``read`` (bytes or str)."""
+    def decode(self, payload: Any, fields: Sequence[str] | None = None) -> dict[str, Any]:
+        """The primitive dict of a state returned by ``read`` (bytes or str); with
+        ``fields``, of a partial state that ``read(..., fields)`` returned."""
         ...
 
     def guard(self, pk: str, expected: Any, fields: Sequence[str] | None = None) -> Guard:

@@ -23,7 +23,9 @@ are those of every layout: ``set()`` of a new object 1, of a stored one 2 (the f
 write reports the stored state), ``set(only=...)`` 2 (read, write), ``match_for_pk`` 1.
 
 * read (``match_for_pk``, and every load): one ``read_fields.lua`` call: one HMGET per
-  column for all P pks, O(F·P).
+  column for all P pks, O(F·P). A partial read (``only=...``, R fields) reads just
+  those R columns, O(R·P) (plus an HEXISTS per other column for a pk none of the R
+  columns holds, to tell a stored object from a missing one).
 * whole write (``set``): one ``apply_write.lua`` call: one HSET (or HDEL) per column,
   O(F); its guard compares the object's *state* (its cell in every column: what
   ``read`` returned) with the one the write was computed from, so a concurrent writer
@@ -78,8 +80,12 @@ class HashPerFieldLayout:
         # No key holds the object; this names it (in messages and ``obj.key``).
         return self.keys.object(pk)
 
-    def read(self, target: Any, pks: Sequence[str]) -> Any:
-        return read_states(target, list(self.columns), ["cols", *pks])
+    def read(self, target: Any, pks: Sequence[str], fields: Sequence[str] | None = None) -> Any:
+        if not fields:
+            return read_states(target, list(self.columns), ["cols", len(self.columns), *pks])
+        wanted = [self.keys.column(name) for name in fields]
+        rest = [column for column in self.columns if column not in wanted]
+        return read_states(target, wanted + rest, ["cols", len(wanted), *pks])
 
     def guard(self, pk: str, expected: Any, fields: Sequence[str] | None = None) -> Guard:
         if not fields or expected is None:
@@ -112,8 +118,8 @@ class HashPerFieldLayout:
     def encode(self, primitive: Mapping[str, Any]) -> Fields:
         return self.codec.encode(primitive)
 
-    def decode(self, payload: Any) -> dict[str, Any]:
-        return self.codec.decode_columns(payload)
+    def decode(self, payload: Any, fields: Sequence[str] | None = None) -> dict[str, Any]:
+        return self.codec.decode_columns(payload, fields or None)
 
     def meta_keys(self) -> tuple[str, ...]:
         return self.columns

@@ -26,7 +26,8 @@ class HashPerModelLayout:
     def object_key(self, pk: str) -> str:
         return self.keys.object(pk)
 
-    def read(self, target: Any, pks: Sequence[str]) -> Any:
+    def read(self, target: Any, pks: Sequence[str], fields: Sequence[str] | None = None) -> Any:
+        # One JSON document per object: a partial read still fetches it whole.
         return target.hmget(self.keys.model_hash(), [self.keys.object(pk) for pk in pks])
 
     def guard(self, pk: str, expected: Any) -> Guard:

@@ -30,7 +30,8 @@ are those of every layout: ``set()`` of a new object 1, of a stored one 2 (the f
 write reports the stored state), ``set(only=...)`` 2 (read, write), ``match_for_pk`` 1.
 
 * read (``match_for_pk``, and every load): one ``read_fields.lua`` call, one HGETALL per
-  object, O(F) each; P objects in one round trip.
+  object, O(F) each; P objects in one round trip. A partial read (``only=...``, R
+  fields) is an EXISTS and an HMGET of those fields per object, O(R) each.
 * whole write (``set``): one ``apply_write.lua`` call: DEL + HSET of the F fields (+
   PEXPIRE when expiring), O(F); its guard compares the object's *state* (every hash
   field and value, sorted by field: what ``read`` returned) with the one the write was
@@ -195,15 +196,17 @@ class FieldCodec:
                 out[key] = self.decode_value(key, raw)
         return out
 
-    def decode_columns(self, state: Any) -> dict[str, Any]:
-        """The primitive dict of a columns state: one cell per name, in order."""
+    def decode_columns(self, state: Any, names: Sequence[str] | None = None) -> dict[str, Any]:
+        """The primitive dict of a columns state: one cell per name of ``names`` (every
+        field, by default), in order."""
+        names = self.names if names is None else names
         cells = state_cells(state)
-        if len(cells) != len(self.names):
-            msg = f"{len(cells)} columns stored, the model has {len(self.names)}"
+        if len(cells) != len(names):
+            msg = f"{len(cells)} columns stored, {len(names)} were read"
             raise ValueError(msg)
         return {
             name: self.decode_value(name, raw)
-            for name, raw in zip(self.names, cells, strict=True)
+            for name, raw in zip(names, cells, strict=True)
             if raw is not None
         }
 
@@ -232,8 +235,11 @@ class HashPerObjectLayout:
     def object_key(self, pk: str) -> str:
         return self.keys.object(pk)
 
-    def read(self, target: Any, pks: Sequence[str]) -> Any:
-        return read_states(target, [self.keys.object(pk) for pk in pks], ["hash"])
+    def read(self, target: Any, pks: Sequence[str], fields: Sequence[str] | None = None) -> Any:
+        keys = [self.keys.object(pk) for pk in pks]
+        if not fields:
+            return read_states(target, keys, ["hash"])
+        return read_states(target, keys, ["fields", *fields])
 
     def guard(self, pk: str, expected: Any, fields: Sequence[str] | None = None) -> Guard:
         key = self.keys.object(pk)
@@ -271,8 +277,10 @@ class HashPerObjectLayout:
     def encode(self, primitive: Mapping[str, Any]) -> Fields:
         return self.codec.encode(primitive)
 
-    def decode(self, payload: Any) -> dict[str, Any]:
-        return self.codec.decode_pairs(payload)
+    def decode(self, payload: Any, fields: Sequence[str] | None = None) -> dict[str, Any]:
+        if not fields:
+            return self.codec.decode_pairs(payload)
+        return self.codec.decode_columns(payload, fields)
 
     def meta_keys(self) -> tuple[str, ...]:
         return ()

@@ -381,9 +381,9 @@ def test_streaming_iteration_loads_in_chunks(
     batches: list[int] = []
     load = Store.load
 
-    def spy(self: Store, client: Any, pks: Any) -> Any:
+    def spy(self: Store, client: Any, pks: Any, only: Any = None) -> Any:
         batches.append(len(pks))
-        return load(self, client, pks)
+        return load(self, client, pks, only)
 
     monkeypatch.setattr(Store, "load", spy)
     for query in (model.query(), model.query(flavour="v")):

@@ -372,9 +372,9 @@ def test_count_of_indexed_queries_loads_no_object(
     calls = []
     original = Store.hydrate
 
-    def counting(self: Store, pk: str, payload: Any) -> Any:
+    def counting(self: Store, pk: str, payload: Any, only: Any = None) -> Any:
         calls.append(pk)
-        return original(self, pk, payload)
+        return original(self, pk, payload, only)
 
     monkeypatch.setattr(Store, "hydrate", counting)
     assert model.count(flavour="a") == 20

@@ -176,6 +176,8 @@ class LayoutsAgree(RuleBasedStateMachine):
         self.pending: set[str] = set()
         #: objects deleted or expired: queries also look for their values (stale entries)
         self.graveyard: dict[str, dict[str, Any]] = {}
+        #: the fields the partial-read check of the current step loads (``only=``)
+        self.only: list[str] = []
 
     # -- helpers ---------------------------------------------------------------------------
     def primitive(self, pk: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -264,6 +266,7 @@ class LayoutsAgree(RuleBasedStateMachine):
         """Every subject agrees with the oracle on content and on a drawn query (about
         the values of the dead object ``focus``, if given)."""
         q = self.draw_query(data, focus=focus)
+        self.only = data.draw(st.lists(st.sampled_from(DATA_FIELDS), max_size=3, unique=True), label="only")
         everything = sorted(self.oracle.data)
         matched = self.oracle.matches(q.conditions)
         page = self.oracle.ordered(matched, q.order)[q.offset : q.offset + q.limit]
@@ -282,6 +285,7 @@ class LayoutsAgree(RuleBasedStateMachine):
             self._check_match,
             self._check_content,
             self._check_indexes,
+            self._check_partial,
         ]
         for s in self.subjects:
             order = data.draw(st.permutations(range(len(checks))), label=f"{s} checks")
@@ -327,6 +331,31 @@ class LayoutsAgree(RuleBasedStateMachine):
     def _check_indexes(self, s: Subject, q: QuerySpec, matched: list[str], page: list[str]) -> None:
         assert s.model.check_indexes() == [], s
 
+    def _check_partial(self, s: Subject, q: QuerySpec, matched: list[str], page: list[str]) -> None:
+        """Partial reads: the page of ``query().only(...)`` and ``match_for_pks(only=...)``
+        (with an unknown pk) hold exactly the stored values of the fields they loaded,
+        and load the fields asked for, filtered and ordered on, and the pk."""
+        needed = {"pk", *self.only, *(c[0] for c in q.conditions), *(o.lstrip("-") for o in q.order)}
+        query = s.model.query(**q.kwargs).order_by(*q.order).offset(q.offset).limit(q.limit)
+        objs = query.only(*self.only).all()
+        assert [o.pk for o in objs] == page, (s, "page only", self.only, q)
+        pks = [*matched[:3], "\0not stored"]
+        by_pk = s.model.match_for_pks(pks, only=self.only)
+        assert by_pk[-1] is None, (s, "match_for_pks only")
+        self._same_fields(s, objs, needed)
+        self._same_fields(s, by_pk[:-1], {"pk", *self.only})
+
+    def _same_fields(self, s: Subject, objs: Sequence[Any], wanted: set[str]) -> None:
+        """Each object loaded ``wanted`` (every field when that is all of them) and holds
+        their stored values."""
+        if wanted >= set(s.model.fields):
+            wanted = set(s.model.fields)
+        for obj in objs:
+            assert obj is not None, (s, "match_for_pks only")
+            assert obj.loaded_fields == wanted, (s, "loaded", self.only, wanted)
+            stored, prim = self.oracle.data[obj.pk], obj.to_primitive()
+            assert {n: prim.get(n) for n in wanted} == {n: stored.get(n) for n in wanted}, (s, obj.pk)
+
     # -- rules -----------------------------------------------------------------------------
     @initialize(objs=st.lists(st.tuples(pks, object_values), max_size=8), data=st.data())
     def start(self, objs: list[tuple[str, dict[str, Any]]], data: st.DataObject) -> None:
@@ -352,6 +381,42 @@ class LayoutsAgree(RuleBasedStateMachine):
         )
         current = {k: v for k, v in self.oracle.data[pk].items() if k != "pk"}
         self.write([(pk, {**current, **changes})], many=False)
+        self.verify(data)
+
+    @precondition(lambda self: bool(self.oracle.data))
+    @rule(data=st.data())
+    def partial_write(self, data: st.DataObject) -> None:
+        """Read some fields (``match_for_pk(pk, only=...)``), change some of them and
+        write just those (``set(only=...)``): the other fields stay as stored."""
+        pk = data.draw(st.sampled_from(sorted(self.oracle.data)), label="pk")
+        read = data.draw(
+            st.lists(st.sampled_from(DATA_FIELDS), min_size=1, max_size=4, unique=True), label="read"
+        )
+        changes = data.draw(
+            st.fixed_dictionaries(
+                {n: optional(FIELD_VALUES[n]) for n in read[:1]},
+                optional={n: optional(FIELD_VALUES[n]) for n in read[1:]},
+            ),
+            label="changes",
+        )
+        current = {k: v for k, v in self.oracle.data[pk].items() if k != "pk"}
+        merged = self.primitive(pk, {**current, **changes})
+        refused = self.oracle.violation([(pk, merged)])
+        STATS["partial write refused (UniqueViolation)" if refused else "partial write stored"] += 1
+        for subject in self.subjects:
+            if refused and not subject.indexed:
+                continue
+            obj = subject.model.match_for_pk(pk, only=read)
+            fresh = subject.model({"pk": pk, **changes})
+            for name in changes:
+                setattr(obj, name, getattr(fresh, name))
+            if refused:
+                with pytest.raises(UniqueViolation):
+                    obj.set(only=sorted(changes))
+            else:
+                assert obj.set(only=sorted(changes)) is obj
+        if not refused:
+            self.oracle.data[pk] = merged
         self.verify(data)
 
     @rule(objs=st.lists(st.tuples(pks, object_values), min_size=1, max_size=6), data=st.data())

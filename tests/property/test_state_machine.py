@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.property.machine import LAYOUTS, STATS, ExpiringLayoutsAgree, LayoutsAgree, make_subjects
@@ -30,6 +30,9 @@ def machine_settings() -> settings:
         settings.default,
         max_examples=int(os.environ.get("MACHINE_EXAMPLES", examples)),
         stateful_step_count=int(os.environ.get("MACHINE_STEPS", steps)),
+        # Every step draws a query, the fields of a partial read and an order of the
+        # checks for each of the 8 models: even the smallest step is many draws.
+        suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.large_base_example],
     )
 
 
