@@ -32,6 +32,7 @@ from typing import Any, cast
 from redis.commands.core import Script
 from schematics.exceptions import BaseError
 from schematics.types import BaseType, DateTimeType, DateType, NumberType, StringType
+from schematics.undefined import Undefined
 
 from redis_schematics import serializers
 from redis_schematics.exceptions import (
@@ -574,9 +575,12 @@ class Store:
             errors = exc.to_primitive() if hasattr(exc, "to_primitive") else str(exc)
             msg = f"{self.name} {pk!r} is not valid, nothing was written: {errors}"
             raise InvalidModel(msg, errors) from exc
-        self._refuse_old_years(pk, obj)
+        # One plain dict of the field values (attribute reads go through a ChainMap each).
+        data = obj._data
+        snapshot = {**data._valid, **data._converted, **data._unsafe}
+        self._refuse_old_years(pk, snapshot)
         primitive = self.dumper(obj)
-        values = {n: serializers.normalize(getattr(obj, n, None)) for n in self.indexed_fields}
+        values = {n: serializers.normalize(_value(snapshot, n)) for n in self.indexed_fields}
         return self.item(pk, self.serialize(primitive), self.entries(pk, values))
 
     def member_op(self, pk: str) -> Op:
@@ -585,11 +589,11 @@ class Store:
             return ("MEMBER+", self.keys.members(), (pk, self.ttl_ms))
         return ("SADD", self.keys.members(), (pk,))
 
-    def _refuse_old_years(self, pk: str, obj: Any) -> None:
+    def _refuse_old_years(self, pk: str, snapshot: dict[str, Any]) -> None:
         """Refuse dates that could be stored but never used: before year 1000 (schematics
         writes "999-..." and cannot read it back) or past 9999 once converted to UTC."""
         for name in self.date_fields:
-            value = getattr(obj, name, None)
+            value = _value(snapshot, name)
             if isinstance(value, dt.date) and value.year < 1000:
                 msg = (
                     f"{self.name} {pk!r}: {name} = {value!r} is before year 1000, which schematics "
@@ -940,6 +944,12 @@ class Store:
                         if flag:
                             found[pk].add(Entry("set", text(key), pk))
         return {pk: frozenset(entries) for pk, entries in found.items()}
+
+
+def _value(snapshot: dict[str, Any], name: str) -> Any:
+    """``getattr(obj, name, None)`` from a snapshot of ``obj._data`` (Undefined: None)."""
+    value = snapshot.get(name)
+    return None if value is Undefined else value
 
 
 def _refuse_shared_claims(items: Sequence[_Item]) -> None:
