@@ -197,9 +197,9 @@ class _Batch:
     keys: list[str] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
     guard_args: list[Any] = field(default_factory=list)
-    op_args: list[Any] = field(default_factory=list)
+    #: operations, with the position of their key in ``keys``
+    ops: list[tuple[str, int, tuple[Any, ...]]] = field(default_factory=list)
     guards: list[tuple[_Item, Guard]] = field(default_factory=list)
-    n_ops: int = 0
     #: unique values another object of this call gives up: (hash key, token) -> its pk
     releases: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -224,20 +224,58 @@ class _Batch:
 
     def op(self, op: Op) -> None:
         cmd, key, args = op
-        self.op_args += [cmd, self.pos(key), len(args), *args]
-        self.n_ops += 1
+        self.ops.append((cmd, self.pos(key), args))
+
+    @property
+    def n_ops(self) -> int:
+        return len(self.ops)
+
+    def _merged(self) -> list[tuple[str, int, tuple[Any, ...]]]:
+        """The operations, with those of one command on one key that add or remove one
+        member (field) each merged into one command (``SADD k a b ...``), placed where
+        the first of them was: far fewer arguments and calls for a batch of objects.
+
+        Only when no (key, member) is touched twice: then these operations commute with
+        each other, and the merged one still runs after what came before its first part
+        (e.g. after the object's DEL) and before what an object does after its own part
+        (e.g. EXTEND of that key)."""
+        seen: set[tuple[int, Any]] = set()
+        out: list[tuple[str, int, Any]] = []  # a merged operation holds a list, filled below
+        groups: dict[tuple[str, int], list[Any]] = {}
+        for op in self.ops:
+            cmd, pos, args = op
+            shape = _MERGEABLE.get(cmd)
+            if shape is None or len(args) != shape[0]:
+                out.append(op)
+                continue
+            touched = (pos, args[shape[1]])
+            if touched in seen:
+                return self.ops
+            seen.add(touched)
+            group = groups.get((cmd, pos))
+            if group is None or len(group) >= MERGE_ARGS:
+                group = groups[(cmd, pos)] = []
+                out.append((cmd, pos, group))
+            group += args
+        return [(cmd, pos, tuple(args)) for cmd, pos, args in out]
 
     def argv(self, strict: bool, once: str | None = None) -> list[Any]:
         """ARGV for ``apply_write.lua``; ``once`` names a token key making the call
         idempotent (a resend of an applied call returns 1 and writes nothing)."""
+        ops = self._merged()
+        head = ["1" if strict else "0", "" if once is None else self.pos(once), len(self.guards)]
         return [
-            "1" if strict else "0",
-            "" if once is None else self.pos(once),
-            len(self.guards),
+            *head,
             *self.guard_args,
-            self.n_ops,
-            *self.op_args,
+            len(ops),
+            *(x for op in ops for x in (op[0], op[1], len(op[2]), *op[2])),
         ]
+
+
+#: commands whose one-member operations ``_Batch`` merges: command -> (argc, member index)
+_MERGEABLE = {"SADD": (1, 0), "SREM": (1, 0), "ZREM": (1, 0), "HDEL": (1, 0), "ZADD": (2, 1), "HSET": (2, 0)}
+#: at most this many arguments in one merged operation (apply_write.lua unpacks them)
+MERGE_ARGS = 1000
 
 
 def _diff(old: frozenset[Entry], new: frozenset[Entry]) -> tuple[list[Guard], list[Op]]:
