@@ -60,6 +60,7 @@ from redis_schematics.keys import KeySpace
 from redis_schematics.layouts.base import FieldLayout, Fields, Guard, Layout, Op
 from redis_schematics.lookups import COMPOUND_TYPES
 from redis_schematics.util import batched, chunked, text, unique
+from redis_schematics.validation import compile_validator
 
 #: objects per script call / per MGET when loading or writing many
 CHUNK = 500
@@ -350,6 +351,9 @@ class Store:
         self.date_fields = tuple(n for n, f in self.fields.items() if isinstance(f, DateType | DateTimeType))
         #: instance -> primitive dict, byte-for-byte what to_primitive() gives, but faster
         self.dumper = dumper_for(model)
+        #: obj.validate() for objects that already hold valid native values, much faster;
+        #: False (untouched) otherwise, then schematics validates (validation.py)
+        self.fast_validate = compile_validator(model)
         #: where pk_of() finds the pk: (primitive name, plain string field?) of pk, id
         self._pk_sources = tuple(
             (self.primitive_names[n], type(f).to_native is StringType.to_native)
@@ -607,12 +611,8 @@ class Store:
             pk = uuid.uuid4().hex
         if "pk" in self.fields and getattr(obj, "pk", None) != pk:
             obj.pk = pk
-        try:
-            obj.validate()
-        except BaseError as exc:
-            errors = exc.to_primitive() if hasattr(exc, "to_primitive") else str(exc)
-            msg = f"{self.name} {pk!r} is not valid, nothing was written: {errors}"
-            raise InvalidModel(msg, errors) from exc
+        if self.fast_validate is None or not self.fast_validate(obj):
+            self._validate(pk, obj)
         # One plain dict of the field values (attribute reads go through a ChainMap each).
         data = obj._data
         snapshot = {**data._valid, **data._converted, **data._unsafe}
@@ -626,6 +626,41 @@ class Store:
         if self.expiring:
             return ("MEMBER+", self.keys.members(), (pk, self.ttl_ms))
         return ("SADD", self.keys.members(), (pk,))
+
+    def _validate(self, pk: str, obj: Any) -> None:
+        """``obj.validate()``, its errors as InvalidModel (nothing written yet)."""
+        data = obj._data
+        before = {**data._valid, **data._converted, **data._unsafe}  # validate() may drop values
+        try:
+            obj.validate()
+        except BaseError as exc:
+            errors = exc.to_primitive() if hasattr(exc, "to_primitive") else str(exc)
+            msg = f"{self.name} {pk!r} is not valid, nothing was written: {errors}"
+            raise InvalidModel(msg, errors) from exc
+        except (TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            # schematics' own validators crash on some values (True in a UUIDType, an int
+            # too large for a FloatType) instead of reporting them
+            raise self._crashed_validation(pk, before, exc) from exc
+
+    def _crashed_validation(self, pk: str, snapshot: dict[str, Any], exc: Exception) -> InvalidModel:
+        """InvalidModel naming the field whose value (in ``snapshot``, the object's data
+        before validation) made schematics' validation raise ``exc``, found by validating
+        each field alone."""
+        for name, kind in self.fields.items():
+            value = _value(snapshot, name)
+            try:
+                kind.validate(value)
+            except BaseError:
+                continue  # reported as usual if it were the only problem
+            except Exception as culprit:  # any crash names its field
+                problem = f"{type(culprit).__name__}: {culprit}"
+                msg = (
+                    f"{self.name} {pk!r} is not valid, nothing was written: {name} = {value!r:.60} "
+                    f"cannot be validated by {type(kind).__name__} ({problem})."
+                )
+                return InvalidModel(msg, {name: problem})
+        msg = f"{self.name} {pk!r} is not valid, nothing was written: {type(exc).__name__}: {exc}"
+        return InvalidModel(msg, str(exc))
 
     def _refuse_old_years(self, pk: str, snapshot: dict[str, Any]) -> None:
         """Refuse dates that could be stored but never used: before year 1000 (schematics

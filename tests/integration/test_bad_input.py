@@ -179,6 +179,13 @@ case("set: value outside choices", InvalidModel, "size")(lambda w: w.mix(valid(s
 case("set: datetime field holds text", InvalidModel, "made")(
     lambda w: with_attr(w, valid(), made="yesterday-ish").set()
 )
+# schematics' FloatType.validate raises OverflowError here instead of a validation error
+case("set: float field holds an int too large for a float", InvalidModel, "price", "OverflowError")(
+    lambda w: with_attr(w, valid(), price=10**400).set()
+)
+case("set_many: a crashing value among valid objects", InvalidModel, "price", "nothing was written")(
+    lambda w: w.mix.set_many([w.mix(valid("n1", code="N1")), with_attr(w, valid("n2"), price=10**400)])
+)
 case("set: NaN in a range-indexed field", InvalidModel, "price", "NaN")(
     lambda w: w.mix(valid(price=float("nan"))).set()
 )
