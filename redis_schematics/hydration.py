@@ -219,6 +219,21 @@ def loader_for(model: type) -> Loader:
     return load
 
 
+# -- reading an instance's values without its descriptors ---------------------------------
+def snapshot(obj: Any) -> dict[str, Any]:
+    """Every value ``obj`` holds, as one plain dict (what ``getattr`` finds: ``unsafe``
+    first, then ``converted``, then ``valid``). Reading attributes goes through a ChainMap
+    each time; this is one merge."""
+    data = obj._data
+    return {**data._valid, **data._converted, **data._unsafe}
+
+
+def value_in(values: dict[str, Any], name: str) -> Any:
+    """``getattr(obj, name, None)`` from ``snapshot(obj)``."""
+    value = values.get(name)
+    return None if value is Undefined else value
+
+
 # -- the other direction: instance -> primitive dict, as Model.to_primitive() --------------
 
 
@@ -269,8 +284,7 @@ def compile_dumper(model: type) -> Callable[[Any], dict[str, Any]] | None:
         plan.append((name, field.serialized_name or name, convert))
 
     def dump(obj: Any) -> dict[str, Any]:
-        data = obj._data
-        values = {**data._valid, **data._converted, **data._unsafe}  # ChainMap order
+        values = snapshot(obj)
         out: dict[str, Any] = {}
         for name, key, convert in plan:
             value = values.get(name, _MISSING)

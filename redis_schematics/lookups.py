@@ -10,6 +10,7 @@ Semantics: ``None`` satisfies only ``=None`` / ``__in=[None, ...]`` and never a 
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -140,6 +141,14 @@ SUPPORTED = ", ".join(LOOKUPS)
 COMPOUND_TYPES = (compound.ListType, compound.DictType, compound.ModelType)
 
 
+def comparable(value: Any) -> Any:
+    """``normalize(value)`` as far as comparisons need it, and cheaper: an aware datetime
+    compares by its instant whatever its zone, so only a naive one changes (it is UTC)."""
+    if isinstance(value, dt.datetime) and (value.tzinfo is None or value.utcoffset() is None):
+        return value.replace(tzinfo=UTC)
+    return value
+
+
 @dataclass(frozen=True)
 class Condition:
     """``field <lookup> value`` with the value already converted and normalized."""
@@ -149,8 +158,12 @@ class Condition:
     value: Any
 
     def test(self, obj: Any) -> bool:
-        """Does the object's (normalized) field value satisfy the condition?"""
-        return self.lookup.matches(normalize(getattr(obj, self.field, None)), self.value)
+        """Does the object's field value satisfy the condition?"""
+        return self.test_value(getattr(obj, self.field, None))
+
+    def test_value(self, actual: Any) -> bool:
+        """Does the native value ``actual`` satisfy the condition?"""
+        return self.lookup.matches(comparable(actual), self.value)
 
     def __str__(self) -> str:
         suffix = "" if self.lookup is Exact else "__" + self.lookup.lookup_name

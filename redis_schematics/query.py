@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from redis_schematics.exceptions import QueryError, StrictPerformanceException, UnknownField
+from redis_schematics.hydration import snapshot, value_in
 from redis_schematics.indexes import Atom, RangeIndex, Step
 from redis_schematics.indexes.range import merge_ranges
 from redis_schematics.lookups import COMPOUND_TYPES, Condition, parse_filters
@@ -271,12 +272,40 @@ class Query:
         elif p.scan:
             pks = [pk for batch in self.store.member_batches(self.store.client) for pk in batch]
             return pks, 0
+        elif (direct := self._direct_pks(p)) is not None:
+            return direct, 0
         else:
             reply = self._candidates(p, "pks", 0, -1)
         return [text(pk) for pk in reply[2:]], int(reply[1])
 
+    def _direct_pks(self, p: Plan) -> list[str] | None:
+        """The candidates of a plan that one command answers: a single indexed condition
+        with one positive atom on a model that never expires (SMEMBERS, ZRANGE BYSCORE or
+        HGET, as the script would run them, without it copying every pk twice). None
+        otherwise: the script answers."""
+        if self.store.expiring or len(p.steps) != 1:
+            return None
+        (step,) = p.steps
+        if step.negated or len(step.atoms) != 1 or step.atoms[0].negated:
+            return None
+        atom, client = step.atoms[0], self.store.client
+        if atom.kind == "S":
+            found = client.smembers(atom.key)
+        elif atom.kind == "Z":
+            found = client.zrange(atom.key, atom.lo, atom.hi, byscore=True)
+        elif atom.kind == "U":
+            owner = client.hget(atom.key, atom.lo)
+            found = [] if owner is None else [owner]
+        else:  # pragma: no cover - every atom kind is handled above
+            return None
+        return [text(pk) for pk in found]
+
     def _matches(self, obj: Any) -> bool:
-        return all(c.test(obj) for c in self.conditions)
+        """Does ``obj`` satisfy every condition (the re-check of loaded rows)?"""
+        if not self.conditions:
+            return True
+        values = snapshot(obj)  # one plain dict instead of an attribute read per condition
+        return all(c.test_value(value_in(values, c.field)) for c in self.conditions)
 
     def rows(self) -> list[tuple[str, Any, Any]]:
         """(pk, payload, object) for every row of the page, in order.

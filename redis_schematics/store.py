@@ -32,7 +32,6 @@ from typing import Any, cast
 from redis.commands.core import Script
 from schematics.exceptions import BaseError
 from schematics.types import BaseType, DateTimeType, DateType, NumberType, StringType
-from schematics.undefined import Undefined
 
 from redis_schematics import serializers
 from redis_schematics.exceptions import (
@@ -47,7 +46,7 @@ from redis_schematics.exceptions import (
     UnknownField,
     WriteConflict,
 )
-from redis_schematics.hydration import dumper_for, loader_for
+from redis_schematics.hydration import dumper_for, loader_for, snapshot, value_in
 from redis_schematics.indexes import (
     BaseIndex,
     Entry,
@@ -613,12 +612,10 @@ class Store:
             obj.pk = pk
         if self.fast_validate is None or not self.fast_validate(obj):
             self._validate(pk, obj)
-        # One plain dict of the field values (attribute reads go through a ChainMap each).
-        data = obj._data
-        snapshot = {**data._valid, **data._converted, **data._unsafe}
-        self._refuse_old_years(pk, snapshot)
+        held = snapshot(obj)
+        self._refuse_old_years(pk, held)
         primitive = self.dumper(obj)
-        values = {n: serializers.normalize(_value(snapshot, n)) for n in self.indexed_fields}
+        values = {n: serializers.normalize(value_in(held, n)) for n in self.indexed_fields}
         return self.item(pk, self.serialize(primitive), self.entries(pk, values))
 
     def member_op(self, pk: str) -> Op:
@@ -629,8 +626,7 @@ class Store:
 
     def _validate(self, pk: str, obj: Any) -> None:
         """``obj.validate()``, its errors as InvalidModel (nothing written yet)."""
-        data = obj._data
-        before = {**data._valid, **data._converted, **data._unsafe}  # validate() may drop values
+        before = snapshot(obj)  # validate() may drop values it crashes on
         try:
             obj.validate()
         except BaseError as exc:
@@ -642,12 +638,12 @@ class Store:
             # too large for a FloatType) instead of reporting them
             raise self._crashed_validation(pk, before, exc) from exc
 
-    def _crashed_validation(self, pk: str, snapshot: dict[str, Any], exc: Exception) -> InvalidModel:
-        """InvalidModel naming the field whose value (in ``snapshot``, the object's data
+    def _crashed_validation(self, pk: str, held: dict[str, Any], exc: Exception) -> InvalidModel:
+        """InvalidModel naming the field whose value (in ``held``, the object's data
         before validation) made schematics' validation raise ``exc``, found by validating
         each field alone."""
         for name, kind in self.fields.items():
-            value = _value(snapshot, name)
+            value = value_in(held, name)
             try:
                 kind.validate(value)
             except BaseError:
@@ -662,11 +658,11 @@ class Store:
         msg = f"{self.name} {pk!r} is not valid, nothing was written: {type(exc).__name__}: {exc}"
         return InvalidModel(msg, str(exc))
 
-    def _refuse_old_years(self, pk: str, snapshot: dict[str, Any]) -> None:
+    def _refuse_old_years(self, pk: str, held: dict[str, Any]) -> None:
         """Refuse dates that could be stored but never used: before year 1000 (schematics
         writes "999-..." and cannot read it back) or past 9999 once converted to UTC."""
         for name in self.date_fields:
-            value = _value(snapshot, name)
+            value = value_in(held, name)
             if isinstance(value, dt.date) and value.year < 1000:
                 msg = (
                     f"{self.name} {pk!r}: {name} = {value!r} is before year 1000, which schematics "
@@ -1017,12 +1013,6 @@ class Store:
                         if flag:
                             found[pk].add(Entry("set", text(key), pk))
         return {pk: frozenset(entries) for pk, entries in found.items()}
-
-
-def _value(snapshot: dict[str, Any], name: str) -> Any:
-    """``getattr(obj, name, None)`` from a snapshot of ``obj._data`` (Undefined: None)."""
-    value = snapshot.get(name)
-    return None if value is Undefined else value
 
 
 def _refuse_shared_claims(items: Sequence[_Item]) -> None:
