@@ -434,14 +434,11 @@ class Store:
     # -- payloads -----------------------------------------------------------------------
     def _primitive(self, pk: str, payload: Any, fields: Sequence[str] | None = None) -> dict[str, Any]:
         try:
-            if fields is None and self.codec is None:
-                data = self._deserializer(payload)  # the usual case, without a call more
-            else:
-                data = self.deserialize(payload, fields)
+            data = self.deserialize(payload, fields)
         except Exception as exc:
             why = f"cannot be read ({exc})"
             raise self._corrupt(pk, why) from exc
-        if type(data) is not dict and not isinstance(data, dict):
+        if not isinstance(data, dict):
             raise self._corrupt(pk, f"is a {type(data).__name__}, not an object")
         return data
 
