@@ -150,7 +150,7 @@ def metadata(client: redis.Redis, args: argparse.Namespace, settings: Settings) 
 
 def run(client: redis.Redis, args: argparse.Namespace) -> int:
     settings = Settings(repeat=3, min_time=0.02) if args.quick else Settings(repeat=9, min_time=0.2)
-    bench = cases.Bench(client, settings, args.quick)
+    bench = cases.Bench(client, settings, args.quick, own_server=not args.url)
     meta = metadata(client, args, settings)
     started = time.perf_counter()
     section_n = max([n for n in args.n if n <= SECTION_N_CAP] or [min(args.n)])

@@ -43,6 +43,8 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
     series: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: the benchmark's private redis-server (not --url): server settings may be changed
+    own_server: bool = False
 
     def flush(self) -> None:
         self.client.flushdb()
@@ -449,8 +451,48 @@ def _breakdown(client: Any, meta_prefix: str, n: int) -> dict[str, float]:
     return dict(sorted(sizes.items()))
 
 
+#: half of rom's ~1,070 B per object (issue 5: "less than half its memory")
+MEMORY_TARGET = Target("value", "<", 530)
+#: the server setting that lets Redis keep all-integer sets of this size as intsets
+INTSET_ENTRIES = 100_000
+
+
+def _memory_row(
+    b: Bench, mixin: str, n: int, *, indexed: bool, int_pk: bool, case: str, plain: float
+) -> float:
+    """Load n objects through ``set_many`` on a flushed database; add and return bytes/object."""
+    b.say(f"memory: {case}")
+    b.flush()
+    model = w.make_model(mixin, b.client, indexed=indexed, prefix="Bench", int_pk=int_pk)
+    recs = w.records(n)
+    before = b.used_memory()
+    load(model, w.with_int_pks(recs) if int_pk else recs)
+    per_object = (b.used_memory() - before) / n
+    parts = _breakdown(b.client, model._store().keys.base + "#", n)
+    b.add(
+        Row(
+            "6 memory",
+            case,
+            per_object,
+            "B/obj",
+            "plain SET key -> JSON",
+            plain,
+            MEMORY_TARGET if indexed else None,
+            note="of which (MEMORY USAGE): " + ", ".join(f"{k} {v:,.0f} B" for k, v in parts.items()),
+            extra={"breakdown_bytes_per_object": parts},
+        )
+    )
+    return per_object
+
+
 def memory(b: Bench, n: int) -> None:
-    """Redis ``used_memory`` per object, per layout, without and with the 4 indexes."""
+    """Redis ``used_memory`` per object, per layout, without and with the 4 indexes.
+
+    Every layout with the workload's 32-hex pks, without and with indexes; then with
+    integer pks (1..n) and 4 indexes; then, on the benchmark's own server only, Simple
+    with integer pks and ``set-max-intset-entries`` raised so that the members set and
+    the equality sets stay intsets (the setting is restored afterwards).
+    """
     b.say(f"memory at N={n:,}: plain SET baseline")
     b.flush()
     before = b.used_memory()
@@ -463,34 +505,33 @@ def memory(b: Bench, n: int) -> None:
     plain = (b.used_memory() - before) / n
     b.add(Row("6 memory", f"plain SET key -> JSON, N={n:,}", plain, "B/obj"))
     per_layout: dict[str, dict[str, float]] = {}
+    available = []
     for label, mixin in w.LAYOUTS:
         if not w.layout_available(mixin):
             b.note(f"memory: redis_schematics exports no {mixin} yet; layout {label} skipped")
             continue
+        available.append((label, mixin))
         for indexed in (False, True):
-            b.say(f"memory: {label} layout, {'4 indexes' if indexed else 'no index'}")
-            b.flush()
-            model = w.make_model(mixin, b.client, indexed=indexed, prefix="Bench")
-            before = b.used_memory()
-            load(model, w.records(n))
-            per_object = (b.used_memory() - before) / n
             kind = "4 indexes" if indexed else "no index"
-            per_layout.setdefault(label, {})[kind] = per_object
-            target = Target("value", "<", 530) if indexed else None
             case = f"{label} layout, {kind} (members set incl.)"
-            parts = _breakdown(b.client, model._store().keys.base + "#", n)
-            b.add(
-                Row(
-                    "6 memory",
-                    case,
-                    per_object,
-                    "B/obj",
-                    "plain SET key -> JSON",
-                    plain,
-                    target,
-                    note="of which (MEMORY USAGE): " + ", ".join(f"{k} {v:,.0f} B" for k, v in parts.items()),
-                    extra={"breakdown_bytes_per_object": parts},
-                )
+            per_layout.setdefault(label, {})[kind] = _memory_row(
+                b, mixin, n, indexed=indexed, int_pk=False, case=case, plain=plain
             )
+    for label, mixin in available:
+        case = f"{label} layout, 4 indexes, integer pk"
+        per_layout[label]["4 indexes, integer pk"] = _memory_row(
+            b, mixin, n, indexed=True, int_pk=True, case=case, plain=plain
+        )
+    if b.own_server and w.layout_available(SIMPLE):
+        setting = "set-max-intset-entries"
+        previous = b.client.config_get(setting)[setting]
+        b.client.config_set(setting, INTSET_ENTRIES)
+        try:
+            case = f"Simple layout, 4 indexes, integer pk, {setting} {INTSET_ENTRIES}"
+            per_layout["Simple"]["4 indexes, integer pk, intsets"] = _memory_row(
+                b, SIMPLE, n, indexed=True, int_pk=True, case=case, plain=plain
+            )
+        finally:
+            b.client.config_set(setting, previous)
     b.series["memory"] = {"plain SET": plain, **per_layout}
     b.flush()

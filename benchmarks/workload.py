@@ -85,15 +85,25 @@ def records(n: int, seed: int = SEED) -> Iterator[dict[str, Any]]:
         yield {"id": pk, "flavour": flavour, "amount_kg": amount, "best_before": best_before, "vegan": vegan}
 
 
-def make_model(mixin_name: str, client: Any, *, indexed: bool, prefix: str) -> Any:
-    """The benchmark model on the layout ``mixin_name``, with the 4 indexes or none."""
+def with_int_pks(recs: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``recs`` with the 32-hex ``id`` replaced by 1, 2, 3, ... (for ``make_model(int_pk=True)``)."""
+    for number, rec in enumerate(recs, 1):
+        yield {**rec, "id": number}
+
+
+def make_model(mixin_name: str, client: Any, *, indexed: bool, prefix: str, int_pk: bool = False) -> Any:
+    """The benchmark model on the layout ``mixin_name``, with the 4 indexes or none.
+
+    ``int_pk``: the pk is an IntType (records from :func:`with_int_pks`) instead of the
+    32-hex string.
+    """
     mixin = getattr(redis_schematics, mixin_name)
     attrs: dict[str, Any] = {
         "__module__": __name__,
         "__redis_client__": client,
         "__prefix__": prefix,
         "__indexes__": INDEXES if indexed else None,
-        "id": types.StringType(),
+        "id": types.IntType() if int_pk else types.StringType(),
         "flavour": types.StringType(),
         "amount_kg": types.IntType(),
         "best_before": types.DateTimeType(),
