@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import difflib
-import json
 import random
 import time
 import uuid
@@ -344,7 +343,7 @@ class Store:
         self.primitive_names = {name: (f.serialized_name or name) for name, f in self.fields.items()}
         self._deserializer = model.__deserializer__  # type: ignore[attr-defined]
         if self._deserializer is serializers.loads:
-            self._deserializer = json.loads  # what it calls: one Python call less per object
+            self._deserializer = serializers.LOADS  # what it calls: one Python call less per object
         #: primitive dict -> instance, exactly as schematics would build it, but faster
         self.loader = loader_for(model)
         self.date_fields = tuple(n for n, f in self.fields.items() if isinstance(f, DateType | DateTimeType))
