@@ -451,8 +451,9 @@ def _breakdown(client: Any, meta_prefix: str, n: int) -> dict[str, float]:
     return dict(sorted(sizes.items()))
 
 
-#: half of rom's ~1,070 B per object (issue 5: "less than half its memory")
-MEMORY_TARGET = Target("value", "<", 530)
+#: half of rom's memory per object (issue 5: "less than half its memory"). The issue
+#: cites ~1,070 B; rom 1.1.2 measured on this workload needs 1,020 B (docs/benchmarks.md)
+MEMORY_TARGET = Target("value", "<", 510)
 #: the server setting that lets Redis keep all-integer sets of this size as intsets
 INTSET_ENTRIES = 100_000
 

@@ -13,6 +13,7 @@ import pytest
 from schematics import types
 
 from redis_schematics import HashRedisModel, NotFound, SimpleRedisModel, UniqueIndex
+from redis_schematics import store as store_module
 from redis_schematics.exceptions import (
     CorruptPayload,
     InvalidFilterValue,
@@ -23,6 +24,7 @@ from redis_schematics.exceptions import (
     UniqueViolation,
     UnknownField,
     UnknownLookup,
+    WriteConflict,
 )
 from tests.dbstate import db_state
 
@@ -402,3 +404,46 @@ def test_corrupt_payload_in_a_filter_names_the_key(payload_shop: Any, client: An
 def test_every_error_is_a_library_error() -> None:
     for exc in (CorruptPayload, InvalidModel, InvalidPrimaryKey, UniqueViolation, QueryError, NotFound):
         assert issubclass(exc, RedisSchematicsError)
+
+
+def test_a_write_that_loses_every_attempt_gives_up_with_write_conflict(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer changes the object before each of our attempts: after MAX_ATTEMPTS
+    attempts (waiting 0-50 ms from the third on) set() raises WriteConflict naming the pk,
+    and none of its own changes is stored."""
+    model = type(SimpleRedisModel)(
+        "Contended",
+        (SimpleRedisModel,),
+        {
+            "__redis_client__": client,
+            "__indexes__": ("flavour",),
+            "id": types.StringType(),
+            "flavour": types.StringType(),
+            "n": types.IntType(),
+        },
+    )
+    model({"id": "v2", "flavour": "mint", "n": 0}).set()
+    real_script = store_module.script
+    attempts: list[int] = []
+    waits: list[float] = []
+
+    def interfering(redis_client: Any, name: str) -> Any:
+        run = real_script(redis_client, name)
+
+        def racing(keys: Any, args: Any, client: Any = None) -> Any:
+            attempts.append(1)  # another client rewrites the payload first, every time
+            redis_client.set("Contended:v2", f'{{"id":"v2","flavour":"mint","n":{len(attempts)}}}')
+            return run(keys, args, client=client)
+
+        return racing
+
+    monkeypatch.setattr(store_module, "script", interfering)
+    monkeypatch.setattr(store_module.time, "sleep", waits.append)
+    with pytest.raises(WriteConflict, match=r"Contended: gave up writing \['v2'\] after 50 attempt"):
+        model({"id": "v2", "flavour": "fig", "n": -1}).set()
+    assert len(attempts) == store_module.MAX_ATTEMPTS == 50
+    assert len(waits) == 48
+    assert all(0 <= w <= 0.05 for w in waits)
+    assert model.filter(flavour="fig") == []
+    assert model.match_for_pk("v2").n == 50  # the other writer's last payload
