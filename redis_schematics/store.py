@@ -63,9 +63,10 @@ from redis_schematics.validation import compile_validator
 #: objects per script call / per MGET when loading or writing many
 CHUNK = 500
 #: attempts of one compare-and-set write before WriteConflict. From the third on, each
-#: waits a jittered 0-50 ms (see commit), so a writer gives up after ~1 s (at most ~2.2 s)
-#: of losing every attempt: 20 attempts were not enough for 8 threads hammering 40 keys
-#: on a loaded 2-core machine (tests/integration/test_concurrency.py)
+#: waits a jittered 0-50 ms and re-reads the objects (see commit), so a writer gives up
+#: after ~1 s (at most ~2.2 s) of losing every attempt. 20 attempts without the re-read
+#: were not enough for 8 threads hammering 40 keys on a loaded 2-core machine
+#: (tests/integration/test_concurrency.py; with both, the worst write took 8 attempts)
 MAX_ATTEMPTS = 50
 #: what apply_write.lua reads as "absent" in a guard
 ABSENT = "\0"
@@ -1088,7 +1089,8 @@ def commit(
     """Apply ``items`` (of one or several models) all-or-nothing.
 
     Each attempt is one ``apply_write.lua`` call (one round trip). A failed guard
-    returns the current payload, so the next attempt needs no extra read.
+    returns the current payload, so the first retry needs no extra read; later ones,
+    which back off first, read the objects again (one more round trip each).
 
     Raises:
         UniqueViolation: a UniqueIndex value belongs to another object; nothing written.
@@ -1101,6 +1103,13 @@ def commit(
             # so that they stop colliding in lockstep. The first retry, which replaces
             # the optimistic "absent" guess with the stored payload, does not wait.
             time.sleep(random.uniform(0, min(0.05, 0.0005 * 2**attempt)))
+            # The payloads the failed guard returned are as old as that sleep: under
+            # contention they are likely stale again. Read them afresh (one round trip).
+            live = [i for i in items if not i.dropped]
+            read_state(client, live)
+            for item in live:
+                if item.keep_if is not None and item.expected is not None:
+                    item.dropped = not item.keep_if(item.owner.hydrate(item.pk, item.expected))
         batch = build(items)
         if not batch.n_ops:
             return
