@@ -16,13 +16,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from redis_schematics.exceptions import QueryError, StrictPerformanceException, UnknownField
-from redis_schematics.hydration import snapshot, value_in
+from redis_schematics.hydration import snapshot
 from redis_schematics.indexes import Atom, RangeIndex, Step
 from redis_schematics.indexes.range import merge_ranges
-from redis_schematics.lookups import COMPOUND_TYPES, Condition, parse_filters
+from redis_schematics.lookups import COMPOUND_TYPES, Condition, compile_test, parse_filters
 from redis_schematics.serializers import normalize
 from redis_schematics.store import CHUNK, Projection, Store, script
 from redis_schematics.util import text
@@ -304,8 +305,12 @@ class Query:
         """Does ``obj`` satisfy every condition (the re-check of loaded rows)?"""
         if not self.conditions:
             return True
-        values = snapshot(obj)  # one plain dict instead of an attribute read per condition
-        return all(c.test_value(value_in(values, c.field)) for c in self.conditions)
+        # one plain dict instead of an attribute read per condition
+        return self._test(snapshot(obj))
+
+    @cached_property
+    def _test(self) -> Callable[[Any], bool]:
+        return compile_test(self.conditions)
 
     def rows(self) -> list[tuple[str, Any, Any]]:
         """(pk, payload, object) for every row of the page, in order.

@@ -14,7 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from schematics import types
+from schematics.undefined import Undefined
 
 from redis_schematics import SimpleRedisModel
 from redis_schematics.exceptions import (
@@ -24,6 +27,7 @@ from redis_schematics.exceptions import (
     UnknownField,
     UnknownLookup,
 )
+from redis_schematics.hydration import value_in
 from redis_schematics.lookups import (
     LOOKUPS,
     Condition,
@@ -35,6 +39,7 @@ from redis_schematics.lookups import (
     LessThan,
     LessThanOrEqual,
     Not,
+    compile_test,
     parse_filters,
 )
 
@@ -444,3 +449,57 @@ def test_conditions_on_objects_with_none() -> None:
     assert not parse(amount__exclude=[None])[0].test(obj)
     assert parse(name__in=["a", None])[0].test(obj)
     assert not parse(name="a")[0].test(obj)
+
+
+# -- compile_test: the re-check of loaded rows, with fewer calls ----------------------------------
+
+#: values of mixed types, so that comparisons also meet TypeError, None and Undefined
+SCALARS = st.one_of(
+    st.none(),
+    st.integers(-3, 3),
+    st.floats(-3, 3, allow_nan=False),
+    st.sampled_from(["a", "b", ""]),
+    st.booleans(),
+    st.sampled_from(
+        [
+            dt.datetime(2026, 1, 1, 12),
+            dt.datetime(2026, 1, 1, 12, tzinfo=UTC),
+            dt.datetime(2026, 1, 1, 13, tzinfo=PLUS2),
+            dt.datetime(2026, 1, 1, 14, tzinfo=PLUS2),
+        ]
+    ),
+)
+NAMES = ["a", "b", "c"]
+
+
+@st.composite
+def any_condition(draw: Any) -> Condition:
+    lookup = draw(st.sampled_from(list(LOOKUPS.values())))
+    if lookup.many:
+        value: Any = tuple(draw(st.lists(SCALARS, max_size=3)))
+    else:
+        value = draw(SCALARS)
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)  # parse_filters normalizes condition values
+    return Condition(draw(st.sampled_from(NAMES)), lookup, value)
+
+
+@given(
+    st.lists(any_condition(), max_size=5),
+    st.dictionaries(st.sampled_from(NAMES), st.one_of(SCALARS, st.just(Undefined))),
+)
+def test_compile_test_answers_as_each_condition_does(conds: list[Condition], values: dict[str, Any]) -> None:
+    expected = all(c.test_value(value_in(values, c.field)) for c in conds)
+    assert compile_test(conds)(values) is expected
+
+
+def test_compile_test_merges_a_window_on_one_field() -> None:
+    lo, hi = dt.datetime(2026, 1, 1, tzinfo=UTC), dt.datetime(2026, 1, 2, tzinfo=UTC)
+    test = compile_test([Condition("d", GreaterThanOrEqual, lo), Condition("d", LessThan, hi)])
+    assert test({"d": dt.datetime(2026, 1, 1, 5)})  # naive: UTC
+    assert test({"d": dt.datetime(2026, 1, 2, 1, tzinfo=PLUS2)})  # 23:00 UTC
+    assert not test({"d": hi})
+    assert not test({"d": None})
+    assert not test({"d": Undefined})
+    assert not test({})
+    assert not test({"d": "2026-01-01"})  # not comparable: no match, no error
