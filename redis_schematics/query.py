@@ -279,17 +279,39 @@ class Query:
             reply = self._candidates(p, "pks", 0, -1)
         return [text(pk) for pk in reply[2:]], int(reply[1])
 
-    def _direct_pks(self, p: Plan) -> list[str] | None:
-        """The candidates of a plan that one command answers: a single indexed condition
-        with one positive atom on a model that never expires (SMEMBERS, ZRANGE BYSCORE or
-        HGET, as the script would run them, without it copying every pk twice). None
-        otherwise: the script answers."""
+    def _single_atom(self, p: Plan) -> Atom | None:
+        """The one positive index atom of a plan with a single indexed condition on a
+        model that never expires: one command answers it, as the script would run it.
+        None otherwise: the script answers."""
         if self.store.expiring or len(p.steps) != 1:
             return None
         (step,) = p.steps
         if step.negated or len(step.atoms) != 1 or step.atoms[0].negated:
             return None
-        atom, client = step.atoms[0], self.store.client
+        return step.atoms[0]
+
+    def _direct_count(self, p: Plan) -> int | None:
+        """The count of a countable plan that one command answers (SCARD, ZCOUNT or
+        HEXISTS, what the script returns for it), or None."""
+        atom = self._single_atom(p)
+        if atom is None:
+            return None
+        client = self.store.client
+        if atom.kind == "S":
+            return int(client.scard(atom.key))
+        if atom.kind == "Z":
+            return int(client.zcount(atom.key, atom.lo, atom.hi))
+        if atom.kind == "U":
+            return int(client.hexists(atom.key, atom.lo))
+        return None  # pragma: no cover - every atom kind is handled above
+
+    def _direct_pks(self, p: Plan) -> list[str] | None:
+        """The candidates of a plan that one command answers (SMEMBERS, ZRANGE BYSCORE or
+        HGET, as the script would run them, without it copying every pk twice), or None."""
+        atom = self._single_atom(p)
+        if atom is None:
+            return None
+        client = self.store.client
         if atom.kind == "S":
             found = client.smembers(atom.key)
         elif atom.kind == "Z":
@@ -357,8 +379,10 @@ class Query:
     def count(self) -> int:
         """Number of matching objects.
 
-        Complexity: without conditions O(1) (SCARD); with only exact indexed conditions
-        one script call and no object loaded; otherwise the candidates are loaded.
+        Complexity: without conditions O(1) (SCARD); one indexed value or range on a
+        model that never expires: one SCARD / ZCOUNT / HEXISTS; other exact indexed
+        conditions: one script call and no object loaded; otherwise the candidates are
+        loaded.
         """
         if self.order or self.offset_ or self.limit_ is not None:
             return len(self.rows())
@@ -366,6 +390,9 @@ class Query:
             return self.store.count_all(self.store.client)
         p = self.explain()
         if p.countable:
+            direct = self._direct_count(p)
+            if direct is not None:
+                return direct
             return int(self._candidates(p, "count", 0, -1)[0])
         return sum(1 for _ in self)
 
