@@ -207,19 +207,28 @@ def compile_test(conditions: Sequence[Condition]) -> Callable[[Any], bool]:
     """A function of a snapshot dict (``hydration.snapshot(obj)``) that is True when the
     object satisfies every condition: the same answer as
     ``all(c.test_value(value_in(values, c.field)) for c in conditions)`` (proven in
-    tests/unit/test_lookups.py), with fewer Python calls per row. The range conditions
-    of one field (``__gte`` and ``__lte`` of a window) become one test. Pure CPU."""
-    ranges: dict[str, list[tuple[Callable[[Any, Any], Any], Any]]] = {}
+    tests/unit/test_lookups.py), with fewer Python calls per row. Consecutive range
+    conditions of one field (``__gte`` and ``__lte`` of a window) become one test.
+    Conditions are tested in their order, stopping at the first False, so a comparison
+    that raises (``Decimal("NaN") > 1``: InvalidOperation) raises exactly when the
+    per-condition test does. Pure CPU."""
     tests: list[Callable[[Any], bool]] = []
+    bounds: list[tuple[Callable[[Any, Any], Any], Any]] | None = None
+    name: str | None = None
     for cond in conditions:
         op = _RANGE_OPS.get(cond.lookup)
+        if op is not None and cond.value is None:
+            bounds = None
+            tests.append(lambda values: False)  # None never satisfies a range
+            break  # later conditions are never tested
         if op is None:
+            bounds = None
             tests.append(_general_test(cond))
-        elif cond.value is None:
-            return lambda values: False  # None never satisfies a range
+        elif bounds is not None and cond.field == name:
+            bounds.append((op, cond.value))  # same field as the range test just before
         else:
-            ranges.setdefault(cond.field, []).append((op, cond.value))
-    tests.extend(_range_test(name, bounds) for name, bounds in ranges.items())
+            name, bounds = cond.field, [(op, cond.value)]
+            tests.append(_range_test(name, bounds))
     if len(tests) == 1:
         return tests[0]
     return lambda values: all(test(values) for test in tests)

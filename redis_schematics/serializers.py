@@ -10,9 +10,11 @@ import datetime as dt
 import json
 import math
 import os
+import sys
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
+from types import FrameType
 from typing import Any
 
 orjson: Any
@@ -41,32 +43,59 @@ def loads(payload: bytes | str) -> Any:
     return LOADS(payload)
 
 
-#: ``bytes.translate`` table: every digit becomes "0", every other byte a space
-_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+#: ``bytes.translate`` table: every digit becomes "0", "[" and "{" become "[", every other
+#: byte a space; one pass then answers both questions ``orjson_loads`` asks
+_DIGITS_AND_OPENERS = bytes(0x30 if 0x30 <= c <= 0x39 else 0x5B if c in b"[{" else 0x20 for c in range(256))
 #: 19 digits in a row: maybe an integer orjson would hold as a float (beyond 64 bits)
 _LONG_DIGIT_RUN = b"0" * 19
+#: before 3.12, json's C scanner counts each nesting level against the Python recursion
+#: limit (with the caller's frames): it raises RecursionError at depths orjson (limit
+#: 1024) still reads, ~994 at top level and less when called deep in a stack
+_SHARED_RECURSION_LIMIT = sys.version_info < (3, 12)
+#: below this many "[" / "{" bytes, nesting cannot matter (unless the caller is itself
+#: within this many frames of the recursion limit)
+_SHALLOW = 32
 
 
 def orjson_loads(payload: bytes | str) -> Any:
     """``json.loads(payload)``, computed by orjson where that gives the same result.
 
-    orjson differs from ``json`` in two ways: it turns an integer beyond 64 bits into a
-    float (silently), and it refuses some documents ``json`` reads (``NaN``,
-    ``Infinity``, 1e400, lone surrogates, ...). A payload holding 19 or more digits in a
-    row (the only way to write such an integer) and a payload orjson refuses go to
-    ``json.loads``, which then gives its own result or error.
-    ``tests/unit/test_serializers.py`` checks the equivalence on generated documents.
+    orjson differs from ``json`` in three ways: it turns an integer beyond 64 bits into
+    a float (silently), it refuses some documents ``json`` reads (``NaN``,
+    ``Infinity``, 1e400, lone surrogates, ...), and before Python 3.12 it reads nesting
+    deeper than ``json`` can (``json`` raises RecursionError). A payload holding 19 or
+    more digits in a row (the only way to write such an integer), one orjson refuses,
+    and one whose brackets could come near the recursion limit go to ``json.loads``,
+    which then gives its own result or error. ``tests/unit/test_serializers.py`` checks
+    the equivalence on generated documents.
     Cost: one pass over the payload's bytes plus orjson's parse, ~1 us for the 150
     bytes that json.loads reads in ~2.7 us. Pure CPU, no Redis call.
     """
     if isinstance(payload, str | bytes):
         try:
             data = payload.encode() if isinstance(payload, str) else payload
-            if _LONG_DIGIT_RUN not in data.translate(_DIGITS_AS_ZERO):
+            shape = data.translate(_DIGITS_AND_OPENERS)
+            if _LONG_DIGIT_RUN not in shape and not (
+                _SHARED_RECURSION_LIMIT and _maybe_too_deep(shape.count(b"["))
+            ):
                 return orjson.loads(payload)
         except (UnicodeEncodeError, orjson.JSONDecodeError):
             pass
     return json.loads(payload)
+
+
+def _maybe_too_deep(opens: int) -> bool:
+    """Might ``json.loads`` run out of recursion on a document with ``opens`` "[" / "{"
+    bytes, called here? (Conservative: every bracket, even inside a string, counts as a
+    level; True only means "ask json".)"""
+    if opens < _SHALLOW:
+        return False
+    depth = 0
+    frame: FrameType | None = sys._getframe()
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back
+    return opens + depth + _SHALLOW >= sys.getrecursionlimit()
 
 
 def _pick_loads() -> Callable[[bytes | str], Any]:

@@ -1106,8 +1106,13 @@ def commit(
             # The payloads the failed guard returned are as old as that sleep: under
             # contention they are likely stale again. Read them afresh (one round trip).
             live = [i for i in items if not i.dropped]
+            before = [(i.expected, i.old) for i in live]
             read_state(client, live)
-            for item in live:
+            for item, (expected, old) in zip(live, before, strict=True):
+                if item.expected == expected:
+                    # Unchanged: keep what the caller knew beyond the payload (purge_pks's
+                    # entries of an object whose payload Redis already expired).
+                    item.old = old
                 if item.keep_if is not None and item.expected is not None:
                     item.dropped = not item.keep_if(item.owner.hydrate(item.pk, item.expected))
         batch = build(items)

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from schematics import types
 
-from redis_schematics import NotFound, RangeIndex, UniqueIndex
+from redis_schematics import NotFound, RangeIndex, SimpleRedisModel, UniqueIndex
+from redis_schematics import store as store_module
 
 INDEXES = ("flavour", RangeIndex("kg"), UniqueIndex("code"))
 PKS = [f"p{i}" for i in range(10)]
@@ -373,3 +374,50 @@ def test_entries_go_even_when_the_payload_expired_first(backend: Any, base: str)
     model.purge_expired()
     assert set(index_members(model)) == {"b"}
     model({"pk": "z", "code": "ca"}).set()
+
+
+def test_purge_that_retries_still_removes_entries_of_an_already_expired_payload(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A purge needing 3+ attempts re-reads its objects; for one whose payload Redis
+    already expired, the entries found without the payload must still go (review
+    finding: the re-read used to replace them with nothing)."""
+    model = type(SimpleRedisModel)(
+        "Thaw",
+        (SimpleRedisModel,),
+        {
+            "__redis_client__": client,
+            "__expire__": 60,
+            "__indexes__": ("flavour",),
+            "flavour": types.StringType(),
+            "note": types.StringType(),
+        },
+    )
+    model({"pk": "a", "flavour": "x", "note": "n"}).set()
+    model({"pk": "b", "flavour": "x", "note": "n"}).set()
+    keys = model._store().keys
+    sec, usec = client.time()
+    past = int(sec) * 1000 + int(usec) // 1000 - 10
+    client.zadd(keys.members(), {"a": past, "b": past}, xx=True)  # both past their deadline
+    client.delete("Thaw:a")  # Redis expired a's payload before any purge
+    real_script = store_module.script
+    calls: list[int] = []
+
+    def interfering(redis_client: Any, name: str) -> Any:
+        run = real_script(redis_client, name)
+
+        def racing(keys: Any, args: Any, client: Any = None) -> Any:
+            calls.append(1)
+            if len(calls) <= 2:  # another client rewrites b (still expired) twice
+                redis_client.set("Thaw:b", f'{{"pk":"b","flavour":"x","note":"{len(calls)}"}}')
+            return run(keys, args, client=client)
+
+        return racing
+
+    monkeypatch.setattr(store_module, "script", interfering)
+    monkeypatch.setattr(store_module.time, "sleep", lambda seconds: None)
+    assert model._store().purge_pks(client, ["a", "b"]) == 2
+    assert len(calls) == 3
+    monkeypatch.undo()
+    assert not client.exists(keys.equality("flavour", "x"))
+    assert model.check_indexes() == []

@@ -503,3 +503,41 @@ def test_compile_test_merges_a_window_on_one_field() -> None:
     assert not test({"d": Undefined})
     assert not test({})
     assert not test({"d": "2026-01-01"})  # not comparable: no match, no error
+
+
+#: values whose comparisons raise something else than TypeError (decimal.InvalidOperation)
+RAISING = st.one_of(SCALARS, st.sampled_from([Decimal("NaN"), Decimal("sNaN"), Decimal(1), Decimal("-0.5")]))
+
+
+@st.composite
+def raising_condition(draw: Any) -> Condition:
+    lookup = draw(st.sampled_from(list(LOOKUPS.values())))
+    value: Any = tuple(draw(st.lists(RAISING, max_size=2))) if lookup.many else draw(RAISING)
+    return Condition(draw(st.sampled_from(NAMES)), lookup, value)
+
+
+def _outcome(fn: Any) -> Any:
+    try:
+        return fn()
+    except Exception as exc:
+        return type(exc)
+
+
+@given(
+    st.lists(raising_condition(), max_size=5),
+    st.dictionaries(st.sampled_from(NAMES), st.one_of(RAISING, st.just(Undefined))),
+)
+def test_compile_test_raises_when_each_condition_does(conds: list[Condition], values: dict[str, Any]) -> None:
+    expected = _outcome(lambda: all(c.test_value(value_in(values, c.field)) for c in conds))
+    assert _outcome(lambda: compile_test(conds)(values)) is expected
+
+
+def test_compile_test_keeps_the_order_of_conditions() -> None:
+    nan = {"price": Decimal("NaN"), "name": "y"}
+    conds = [Condition("price", GreaterThan, Decimal(1)), Condition("name", Exact, "x")]
+    with pytest.raises(ArithmeticError):
+        all(c.test_value(value_in(nan, c.field)) for c in conds)
+    with pytest.raises(ArithmeticError):
+        compile_test(conds)(nan)
+    with pytest.raises(ArithmeticError):
+        compile_test([conds[0], Condition("other", LessThan, None)])(nan)

@@ -354,3 +354,35 @@ def test_loads_uses_orjson_unless_told_not_to(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(serializers, "orjson", None)
     monkeypatch.delenv("REDIS_SCHEMATICS_JSON")
     assert serializers._pick_loads() is json.loads
+
+
+@pytest.mark.parametrize("depth", [1000, 1010, 1024])
+def test_orjson_loads_nesting_as_deep_as_json_loads_can(depth: int) -> None:
+    """Before 3.12 json.loads raises RecursionError from ~994 levels (fewer when called
+    deep in a stack); orjson reads up to 1024."""
+    payload = "[" * depth + "]" * depth
+
+    def kind(fn: Any) -> str:
+        try:
+            fn(payload)
+        except RecursionError:
+            return "RecursionError"
+        return "ok"
+
+    assert kind(orjson_loads) == kind(json.loads)
+
+
+@pytest.mark.parametrize(("stack", "depth"), [(0, 200), (600, 200), (700, 200), (750, 300)])
+def test_orjson_loads_nesting_when_called_deep_in_a_stack(stack: int, depth: int) -> None:
+    payload = "[" * depth + "]" * depth
+
+    def kind(fn: Any, frames: int) -> str:
+        if frames:
+            return kind(fn, frames - 1)
+        try:
+            fn(payload)
+        except RecursionError:
+            return "RecursionError"
+        return "ok"
+
+    assert kind(orjson_loads, stack) == kind(json.loads, stack)
