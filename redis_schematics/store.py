@@ -1083,6 +1083,30 @@ def queue(client: Any, pipeline: Any, items: Sequence[_Item]) -> None:
         script(client, "apply_write")(batch.keys, batch.argv(True), client=pipeline)
 
 
+def _entries_to_clear(
+    item: _Item, expected: Any, old: frozenset[Entry], fresh: frozenset[Entry] | None = None
+) -> frozenset[Entry]:
+    """The entries a retry of ``item`` should remove, given what it saw before
+    (``expected``, whose entries were ``old``) and what is stored now (``item.expected``,
+    whose entries are ``fresh``, default ``item.old`` as ``read_state`` set them).
+
+    * Unchanged payload: ``old`` (it may hold more than the payload implies: purge_pks
+      finds the entries of a payload Redis already expired without it).
+    * A delete whose payload is gone now: ``old`` and ``fresh`` together. Every entry
+      of a pk without a payload is an orphan, so removing it is safe (a unique entry is
+      removed only while the pk still owns it); without this, the entries the payload
+      had before Redis expired it between two attempts would stay behind.
+    * Otherwise ``fresh``.
+    """
+    if fresh is None:
+        fresh = item.old
+    if item.expected == expected:
+        return old
+    if item.payload is None and item.expected is None:
+        return old | fresh
+    return fresh
+
+
 def commit(
     client: Any, items: Sequence[_Item], attempts: int = MAX_ATTEMPTS, once: str | None = None
 ) -> None:
@@ -1109,10 +1133,7 @@ def commit(
             before = [(i.expected, i.old) for i in live]
             read_state(client, live)
             for item, (expected, old) in zip(live, before, strict=True):
-                if item.expected == expected:
-                    # Unchanged: keep what the caller knew beyond the payload (purge_pks's
-                    # entries of an object whose payload Redis already expired).
-                    item.old = old
+                item.old = _entries_to_clear(item, expected, old)
                 if item.keep_if is not None and item.expected is not None:
                     item.dropped = not item.keep_if(item.owner.hydrate(item.pk, item.expected))
         batch = build(items)
@@ -1134,8 +1155,8 @@ def commit(
             if g.kind == "dead":
                 item.dropped = True  # renewed since it expired: leave it
                 continue
-            item.expected = current
-            item.old = store.stored_entries(item.pk, current)
+            expected, item.expected = item.expected, current
+            item.old = _entries_to_clear(item, expected, item.old, store.stored_entries(item.pk, current))
             item.alive = current is not None
             if item.keep_if is not None and current is not None:
                 item.dropped = not item.keep_if(store.hydrate(item.pk, current))

@@ -421,3 +421,43 @@ def test_purge_that_retries_still_removes_entries_of_an_already_expired_payload(
     monkeypatch.undo()
     assert not client.exists(keys.equality("flavour", "x"))
     assert model.check_indexes() == []
+
+
+def test_delete_whose_payload_expires_between_attempts_removes_its_entries(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis expires the payload after delete() read it and before its write: the retry
+    finds no payload, and must still remove the entries the payload had."""
+    model = type(SimpleRedisModel)(
+        "Thaw",
+        (SimpleRedisModel,),
+        {
+            "__redis_client__": client,
+            "__expire__": 60,
+            "__indexes__": ("flavour",),
+            "flavour": types.StringType(),
+        },
+    )
+    obj = model({"pk": "a", "flavour": "x"})
+    obj.set()
+    keys = model._store().keys
+    real_script = store_module.script
+    calls: list[int] = []
+
+    def interfering(redis_client: Any, name: str) -> Any:
+        run = real_script(redis_client, name)
+
+        def racing(keys: Any, args: Any, client: Any = None) -> Any:
+            calls.append(1)
+            if len(calls) == 1:
+                redis_client.delete("Thaw:a")  # its TTL ran out just now
+            return run(keys, args, client=client)
+
+        return racing
+
+    monkeypatch.setattr(store_module, "script", interfering)
+    obj.delete()
+    monkeypatch.undo()
+    assert len(calls) >= 2
+    assert not client.exists(keys.equality("flavour", "x"))
+    assert model.check_indexes() == []
