@@ -22,6 +22,7 @@ from schematics.types import DateTimeType, compound
 from schematics.undefined import Undefined
 
 from redis_schematics.exceptions import InvalidFilterValue, QueryError, UnknownField, UnknownLookup
+from redis_schematics.hydration import value_in
 from redis_schematics.serializers import UTC, normalize
 
 
@@ -236,12 +237,7 @@ def compile_test(conditions: Sequence[Condition]) -> Callable[[Any], bool]:
 
 def _general_test(cond: Condition) -> Callable[[Any], bool]:
     name, test_value = cond.field, cond.test_value
-
-    def test(values: Any) -> bool:
-        actual = values.get(name)
-        return test_value(None if actual is Undefined else actual)
-
-    return test
+    return lambda values: test_value(value_in(values, name))
 
 
 def _suggest(word: str, options: Iterable[str]) -> str:

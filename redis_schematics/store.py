@@ -1083,28 +1083,22 @@ def queue(client: Any, pipeline: Any, items: Sequence[_Item]) -> None:
         script(client, "apply_write")(batch.keys, batch.argv(True), client=pipeline)
 
 
-def _entries_to_clear(
-    item: _Item, expected: Any, old: frozenset[Entry], fresh: frozenset[Entry] | None = None
-) -> frozenset[Entry]:
-    """The entries a retry of ``item`` should remove, given what it saw before
-    (``expected``, whose entries were ``old``) and what is stored now (``item.expected``,
-    whose entries are ``fresh``, default ``item.old`` as ``read_state`` set them).
+def _saw(item: _Item, expected: Any, old: frozenset[Entry]) -> None:
+    """Finish recording what a retry of ``item`` found stored: ``item.expected`` and
+    ``item.old`` are set from it, ``expected``/``old`` are what the item held before.
 
-    * Unchanged payload: ``old`` (it may hold more than the payload implies: purge_pks
-      finds the entries of a payload Redis already expired without it).
-    * A delete whose payload is gone now: ``old`` and ``fresh`` together. Every entry
-      of a pk without a payload is an orphan, so removing it is safe (a unique entry is
-      removed only while the pk still owns it); without this, the entries the payload
-      had before Redis expired it between two attempts would stay behind.
-    * Otherwise ``fresh``.
-    """
-    if fresh is None:
-        fresh = item.old
+    The entries to remove are the fresh ones, except that an unchanged payload keeps
+    ``old`` (it may hold more than the payload implies: purge_pks finds the entries of a
+    payload Redis already expired without it), and a delete whose payload is gone now
+    removes ``old`` as well (every entry of a pk without a payload is an orphan, so
+    removing it is safe; a unique entry is removed only while the pk still owns it).
+    A conditional delete re-checks the payload it found."""
     if item.expected == expected:
-        return old
-    if item.payload is None and item.expected is None:
-        return old | fresh
-    return fresh
+        item.old = old
+    elif item.payload is None and item.expected is None:
+        item.old = old | item.old
+    if item.keep_if is not None and item.expected is not None:
+        item.dropped = not item.keep_if(item.owner.hydrate(item.pk, item.expected))
 
 
 def commit(
@@ -1133,9 +1127,7 @@ def commit(
             before = [(i.expected, i.old) for i in live]
             read_state(client, live)
             for item, (expected, old) in zip(live, before, strict=True):
-                item.old = _entries_to_clear(item, expected, old)
-                if item.keep_if is not None and item.expected is not None:
-                    item.dropped = not item.keep_if(item.owner.hydrate(item.pk, item.expected))
+                _saw(item, expected, old)
         batch = build(items)
         if not batch.n_ops:
             return
@@ -1155,11 +1147,11 @@ def commit(
             if g.kind == "dead":
                 item.dropped = True  # renewed since it expired: leave it
                 continue
-            expected, item.expected = item.expected, current
-            item.old = _entries_to_clear(item, expected, item.old, store.stored_entries(item.pk, current))
+            expected, old = item.expected, item.old
+            item.expected = current
+            item.old = store.stored_entries(item.pk, current)
             item.alive = current is not None
-            if item.keep_if is not None and current is not None:
-                item.dropped = not item.keep_if(store.hydrate(item.pk, current))
+            _saw(item, expected, old)
         if not stale and violations:
             # An owner past its deadline is invisible: purge it, then the value is free.
             freed = sum(

@@ -27,6 +27,7 @@ from redis_schematics.exceptions import (
     WriteConflict,
 )
 from tests.dbstate import db_state
+from tests.races import race_before_scripts
 
 Factory = Callable[..., Any]
 
@@ -424,21 +425,12 @@ def test_a_write_that_loses_every_attempt_gives_up_with_write_conflict(
         },
     )
     model({"id": "v2", "flavour": "mint", "n": 0}).set()
-    real_script = store_module.script
-    attempts: list[int] = []
     waits: list[float] = []
 
-    def interfering(redis_client: Any, name: str) -> Any:
-        run = real_script(redis_client, name)
+    def rewrite(redis_client: Any, n: int) -> None:  # another client wins every race
+        redis_client.set("Contended:v2", f'{{"id":"v2","flavour":"mint","n":{n}}}')
 
-        def racing(keys: Any, args: Any, client: Any = None) -> Any:
-            attempts.append(1)  # another client rewrites the payload first, every time
-            redis_client.set("Contended:v2", f'{{"id":"v2","flavour":"mint","n":{len(attempts)}}}')
-            return run(keys, args, client=client)
-
-        return racing
-
-    monkeypatch.setattr(store_module, "script", interfering)
+    attempts = race_before_scripts(monkeypatch, rewrite)
     monkeypatch.setattr(store_module.time, "sleep", waits.append)
     with pytest.raises(WriteConflict, match=r"Contended: gave up writing \['v2'\] after 50 attempt"):
         model({"id": "v2", "flavour": "fig", "n": -1}).set()

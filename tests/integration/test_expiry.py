@@ -16,6 +16,7 @@ from schematics import types
 
 from redis_schematics import NotFound, RangeIndex, SimpleRedisModel, UniqueIndex
 from redis_schematics import store as store_module
+from tests.races import race_before_scripts
 
 INDEXES = ("flavour", RangeIndex("kg"), UniqueIndex("code"))
 PKS = [f"p{i}" for i in range(10)]
@@ -376,13 +377,9 @@ def test_entries_go_even_when_the_payload_expired_first(backend: Any, base: str)
     model({"pk": "z", "code": "ca"}).set()
 
 
-def test_purge_that_retries_still_removes_entries_of_an_already_expired_payload(
-    client: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A purge needing 3+ attempts re-reads its objects; for one whose payload Redis
-    already expired, the entries found without the payload must still go (review
-    finding: the re-read used to replace them with nothing)."""
-    model = type(SimpleRedisModel)(
+def thaw(client: Any) -> Any:
+    """A Simple model with a 60 s TTL and an equality index on ``flavour``."""
+    return type(SimpleRedisModel)(
         "Thaw",
         (SimpleRedisModel,),
         {
@@ -393,6 +390,15 @@ def test_purge_that_retries_still_removes_entries_of_an_already_expired_payload(
             "note": types.StringType(),
         },
     )
+
+
+def test_purge_that_retries_still_removes_entries_of_an_already_expired_payload(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A purge needing 3+ attempts re-reads its objects; for one whose payload Redis
+    already expired, the entries found without the payload must still go (review
+    finding: the re-read used to replace them with nothing)."""
+    model = thaw(client)
     model({"pk": "a", "flavour": "x", "note": "n"}).set()
     model({"pk": "b", "flavour": "x", "note": "n"}).set()
     keys = model._store().keys
@@ -400,21 +406,12 @@ def test_purge_that_retries_still_removes_entries_of_an_already_expired_payload(
     past = int(sec) * 1000 + int(usec) // 1000 - 10
     client.zadd(keys.members(), {"a": past, "b": past}, xx=True)  # both past their deadline
     client.delete("Thaw:a")  # Redis expired a's payload before any purge
-    real_script = store_module.script
-    calls: list[int] = []
 
-    def interfering(redis_client: Any, name: str) -> Any:
-        run = real_script(redis_client, name)
+    def rewrite_b(redis_client: Any, n: int) -> None:  # another client rewrites b (still expired) twice
+        if n <= 2:
+            redis_client.set("Thaw:b", f'{{"pk":"b","flavour":"x","note":"{n}"}}')
 
-        def racing(keys: Any, args: Any, client: Any = None) -> Any:
-            calls.append(1)
-            if len(calls) <= 2:  # another client rewrites b (still expired) twice
-                redis_client.set("Thaw:b", f'{{"pk":"b","flavour":"x","note":"{len(calls)}"}}')
-            return run(keys, args, client=client)
-
-        return racing
-
-    monkeypatch.setattr(store_module, "script", interfering)
+    calls = race_before_scripts(monkeypatch, rewrite_b)
     monkeypatch.setattr(store_module.time, "sleep", lambda seconds: None)
     assert model._store().purge_pks(client, ["a", "b"]) == 2
     assert len(calls) == 3
@@ -428,34 +425,16 @@ def test_delete_whose_payload_expires_between_attempts_removes_its_entries(
 ) -> None:
     """Redis expires the payload after delete() read it and before its write: the retry
     finds no payload, and must still remove the entries the payload had."""
-    model = type(SimpleRedisModel)(
-        "Thaw",
-        (SimpleRedisModel,),
-        {
-            "__redis_client__": client,
-            "__expire__": 60,
-            "__indexes__": ("flavour",),
-            "flavour": types.StringType(),
-        },
-    )
+    model = thaw(client)
     obj = model({"pk": "a", "flavour": "x"})
     obj.set()
     keys = model._store().keys
-    real_script = store_module.script
-    calls: list[int] = []
 
-    def interfering(redis_client: Any, name: str) -> Any:
-        run = real_script(redis_client, name)
+    def expire_a(redis_client: Any, n: int) -> None:
+        if n == 1:
+            redis_client.delete("Thaw:a")  # its TTL ran out just now
 
-        def racing(keys: Any, args: Any, client: Any = None) -> Any:
-            calls.append(1)
-            if len(calls) == 1:
-                redis_client.delete("Thaw:a")  # its TTL ran out just now
-            return run(keys, args, client=client)
-
-        return racing
-
-    monkeypatch.setattr(store_module, "script", interfering)
+    calls = race_before_scripts(monkeypatch, expire_a)
     obj.delete()
     monkeypatch.undo()
     assert len(calls) >= 2
