@@ -1115,15 +1115,17 @@ def commit(
         WriteConflict: the objects kept changing for ``attempts`` attempts.
     """
     run = script(client, "apply_write")
+    conflicted: dict[int, _Item] = {}  # the items whose guard failed in the last attempt
     for attempt in range(attempts):
         if attempt >= 2:
             # Writers racing on one object: back off a little (jittered, capped at 50 ms)
             # so that they stop colliding in lockstep. The first retry, which replaces
             # the optimistic "absent" guess with the stored payload, does not wait.
             time.sleep(random.uniform(0, min(0.05, 0.0005 * 2**attempt)))
-            # The payloads the failed guard returned are as old as that sleep: under
-            # contention they are likely stale again. Read them afresh (one round trip).
-            live = [i for i in items if not i.dropped]
+            # The payloads the failed guards returned are as old as that sleep: under
+            # contention they are likely stale again. Read those objects afresh (one
+            # round trip); any other that changed meanwhile reports itself next attempt.
+            live = [i for i in conflicted.values() if not i.dropped]
             before = [(i.expected, i.old) for i in live]
             read_state(client, live)
             for item, (expected, old) in zip(live, before, strict=True):
@@ -1136,6 +1138,7 @@ def commit(
             return
         stale = False
         violations = []
+        conflicted = {}
         for n in range(0, len(reply), 2):
             item, g = batch.guards[int(reply[n]) - 1]
             current = reply[n + 1]
@@ -1152,6 +1155,7 @@ def commit(
             item.old = store.stored_entries(item.pk, current)
             item.alive = current is not None
             _saw(item, expected, old)
+            conflicted[id(item)] = item
         if not stale and violations:
             # An owner past its deadline is invisible: purge it, then the value is free.
             freed = sum(
