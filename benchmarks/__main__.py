@@ -16,7 +16,7 @@ sees only the benchmark's data, and stops it at the end, also on an error or Ctr
 It prints one table; every figure is a median and comes with a ratio to a baseline
 measured in the same run:
 
-1. hydration: ``Store.hydrate(pk, payload)`` vs ``json.loads`` and plain schematics;
+1. hydration: ``Records.hydrate(pk, payload)`` vs ``json.loads`` and plain schematics;
 2. writes: ``obj.set()`` (4 indexes) and ``set_many`` vs hand-written MULTI pipelines;
 3. reads by pk: ``match_for_pk`` vs GET + ``json.loads``;
 4. indexed filters and counts at N = 100k (or the largest N <= 100k) vs hand-written

@@ -92,17 +92,17 @@ def _one_each(pool: Iterator[Any], fn: Callable[[Any], Any]) -> Callable[[], int
 
 # -- 1. hydration ---------------------------------------------------------------------------
 def hydration(b: Bench) -> None:
-    """Payload bytes -> object: ``Store.hydrate`` vs schematics vs ``json.loads``."""
+    """Payload bytes -> object: ``Records.hydrate`` vs schematics vs ``json.loads``."""
     b.say("hydration")
     b.flush()
     model = w.make_model(SIMPLE, b.client, indexed=False, prefix="Bench")
     recs = list(w.records(1000))
     load(model, recs)
-    store = model._store()
+    engine = model._engine()
     pks = [r["id"] for r in recs]
-    payloads = store.layout.read(b.client, pks)  # exactly what the library stored
+    payloads = [p for p, _alive in engine.sync().run(engine.read(pks))]  # what the library stored
     pairs = list(zip(pks, payloads, strict=True))
-    hydrate, loads = store.hydrate, json.loads
+    hydrate, loads = engine.records.hydrate, json.loads
     t = compare(
         {
             "ours": _each(pairs, lambda pp: hydrate(pp[0], pp[1])),
@@ -111,7 +111,7 @@ def hydration(b: Bench) -> None:
         },
         b.settings,
     )
-    case = "Store.hydrate(pk, payload), per object"
+    case = "Records.hydrate(pk, payload), per object"
     b.add(
         Row("1 hydration", case, t["ours"], "s", "json.loads(payload)", t["floor"], Target("ratio", "<=", 3))
     )
@@ -243,7 +243,7 @@ class HandQueries:
         if not ordered:
             return []
         payloads = self.client.mget([self.ks.prefix + ":" + pk for pk in ordered])
-        hydrate = self.store.hydrate
+        hydrate = self.store.records.hydrate
         return [hydrate(pk, p) for pk, p in zip(ordered, payloads, strict=True) if p is not None]
 
     def equal(self, flavour: str) -> list[Any]:
@@ -306,7 +306,7 @@ def _query_pair(
 def filters(b: Bench, model: Any, n: int) -> None:
     """Indexed filters at N = n vs hand-written redis-py, and the scan path once."""
     b.say(f"filters at N={n:,}")
-    hand = HandQueries(b.client, model._store())
+    hand = HandQueries(b.client, model._engine())
     ratio_target = Target("ratio", "<=", 1.5)
     rare, common = w.RARE_FLAVOUR, w.COMMON_FLAVOUR
     _query_pair(
@@ -469,7 +469,7 @@ def _memory_row(
     before = b.used_memory()
     load(model, w.with_int_pks(recs) if int_pk else recs)
     per_object = (b.used_memory() - before) / n
-    parts = _breakdown(b.client, model._store().keys.base + "#", n)
+    parts = _breakdown(b.client, model._engine().keys.base + "#", n)
     b.add(
         Row(
             "6 memory",

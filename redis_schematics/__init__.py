@@ -27,7 +27,7 @@ from redis_schematics.models import (
 )
 from redis_schematics.patches import patch_json
 from redis_schematics.query import Plan, Query
-from redis_schematics.transaction import Transaction, transaction
+from redis_schematics.transaction import Transaction, atransaction, transaction
 
 __version__ = "1.0.0.dev0"
 
@@ -54,6 +54,7 @@ __all__ = [
     "UniqueIndex",
     "UniqueViolation",
     "__version__",
+    "atransaction",
     "patch_json",
     "transaction",
 ]

@@ -1,10 +1,11 @@
 """The mixins users put on their schematics models, and the ready-made models.
 
-A mixin is thin: each method turns its arguments into a call on the model's
-:class:`~redis_schematics.store.Store` (built once per class from the dunder settings)
-or :class:`~redis_schematics.query.Query`. The layout is the only thing that differs
-between ``SimpleRedisMixin``, ``HashRedisMixin``, ``DistributedRedisMixin`` and
-``DistributedHashRedisMixin``.
+A mixin is thin: each method turns its arguments into a flow of the model's
+:class:`~redis_schematics.engine.Engine` (built once per class from the dunder settings)
+or :class:`~redis_schematics.query.Query`, and runs it with the sync driver; the async
+twins (``aset``, ``afilter``, ... in ``asyncapi.py``) run the same flows with the async
+driver. The layout is the only thing that differs between ``SimpleRedisMixin``,
+``HashRedisMixin``, ``DistributedRedisMixin`` and ``DistributedHashRedisMixin``.
 
 Letters in ``Complexity:`` sections: N = objects of the model, M = matches, K = filters.
 """
@@ -17,8 +18,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from schematics import models, types
 from schematics.models import ModelMeta
 
+from redis_schematics import operations as op
 from redis_schematics import serializers, upkeep
-from redis_schematics.exceptions import ConfigurationError, MultipleFound, NotFound
+from redis_schematics.asyncapi import AsyncMethods
+from redis_schematics.engine import Engine
+from redis_schematics.exceptions import ConfigurationError
 from redis_schematics.layouts import (
     HashPerFieldLayout,
     HashPerModelLayout,
@@ -26,17 +30,11 @@ from redis_schematics.layouts import (
     KeyPerObjectLayout,
     Layout,
 )
-from redis_schematics.lookups import Exact, parse_filters
 from redis_schematics.query import Plan, Query
-from redis_schematics.store import LOADED, Store
+from redis_schematics.records import LOADED
 
 if TYPE_CHECKING:
     from typing_extensions import Self
-
-
-def _describe(model: str, method: str, kwargs: dict[str, Any]) -> str:
-    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-    return f"{model}.{method}({args})"
 
 
 class RedisModelMeta(ModelMeta):
@@ -51,21 +49,24 @@ class RedisModelMeta(ModelMeta):
     def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:
         klass = super().__new__(mcs, name, bases, attrs)
         if issubclass(klass, models.Model) and getattr(klass, "__layout_class__", None) is not None:
-            klass._store()
+            klass._engine()
         return klass
 
 
-class BaseRedisMixin(metaclass=RedisModelMeta):
+class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
     """Redis persistence for a schematics model; subclasses choose the layout.
 
-    Settings (class attributes): ``__redis_client__`` (required), ``__prefix__``
-    (default: the class name), ``__expire__`` (seconds or None), ``__unique_together__``
-    / ``__unique_args__``, ``__indexes__``, ``__strict_performance__``,
-    ``__serializer__`` / ``__deserializer__``. They are read once, when the class is
-    created; ``__redis_client__`` is read on every call and may be assigned later.
+    Settings (class attributes): ``__redis_client__`` (required for the sync methods),
+    ``__redis_async_client__`` (for the async twins, unless ``__redis_client__`` is an
+    asyncio client), ``__prefix__`` (default: the class name), ``__expire__`` (seconds or
+    None), ``__unique_together__`` / ``__unique_args__``, ``__indexes__``,
+    ``__strict_performance__``, ``__serializer__`` / ``__deserializer__``. They are read
+    once, when the class is created; the two clients are read on every call, may be
+    assigned later, and may be zero-argument callables returning the client.
     """
 
     __redis_client__: ClassVar[Any] = None
+    __redis_async_client__: ClassVar[Any] = None
     __expire__: ClassVar[int | float | None] = None
     __unique_args__: ClassVar[tuple[str, ...] | None] = None
     __unique_together__: ClassVar[tuple[str, ...] | None] = None
@@ -92,9 +93,9 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
 
     # -- plumbing ------------------------------------------------------------------------
     @classmethod
-    def _store(cls) -> Store:
-        store = cls.__dict__.get("_rs_store")
-        if store is None:
+    def _engine(cls) -> Engine:
+        engine = cls.__dict__.get("_rs_engine")
+        if engine is None:
             layout = cls.__layout_class__
             if layout is None:
                 msg = (
@@ -102,16 +103,15 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
                     "HashRedisMixin or another layout mixin."
                 )
                 raise ConfigurationError(msg)
-            store = Store(cls, layout)
-            cls._rs_store = store
-        return store
+            engine = Engine(cls, layout)
+            cls._rs_engine = engine
+        return engine
 
     @property
     def key(self) -> str:
-        """The object's key (``Prefix:pk``; for the Hash layout, its field in ``Prefix``)."""
-        store = self._store()
-        pk = store.check_pk(store.pk_of(self))
-        return store.layout.object_key(pk)
+        """The object's key (``Prefix:pk``; for the Hash layout, its field in ``Prefix``). No I/O."""
+        engine = self._engine()
+        return engine.layout.object_key(engine.records.pk_of_stored(self))
 
     # -- instance methods ---------------------------------------------------------------------
     def set(self, pipeline: Any = None, only: Iterable[str] | None = None) -> Self:
@@ -138,7 +138,8 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
         Complexity: O(I) for I index entries; one round trip (one ``apply_write.lua``
         call) for a new object, two when it replaces a stored one or with ``only``.
         """
-        self._store().save([self], pipeline, only)
+        engine = self._engine()
+        engine.sync().run(engine.writes.save([self], pipeline, only))
         return self
 
     def refresh(self) -> Self:
@@ -150,10 +151,8 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
 
         Complexity: O(1), one round trip (GET or HGET).
         """
-        store = self._store()
-        fresh = type(self).match_for_pk(store.check_pk(store.pk_of(self)))
-        self.import_data(fresh.to_primitive())
-        self.__dict__.pop(LOADED, None)
+        engine = self._engine()
+        engine.sync().run(op.refresh(engine, self))
         return self
 
     @property
@@ -162,15 +161,15 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
         read with ``only=`` (``match_for_pk``, ``match_for_pks``, ``query().only()``).
         No I/O."""
         loaded: frozenset[str] | None = getattr(self, LOADED, None)
-        return frozenset(self._store().fields) if loaded is None else loaded
+        return frozenset(self._engine().fields) if loaded is None else loaded
 
     def delete(self, pipeline: Any = None) -> bool:
         """Delete the object and its index entries, atomically. True if it was stored.
 
         Complexity: O(I); two round trips (read, then ``apply_write.lua``).
         """
-        store = self._store()
-        return bool(store.delete_pks([store.check_pk(store.pk_of(self))], pipeline))
+        engine = self._engine()
+        return bool(engine.sync().run(op.delete_many(engine, [self], pipeline)))
 
     # -- reads ----------------------------------------------------------------------------
     @classmethod
@@ -192,14 +191,8 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
         ZMSCORE and TIME in the same round trip for expiring models); O(F) or, with
         ``only``, O(R) for the R fields read on the Distributed layouts.
         """
-        store = cls._store()
-        key = store.check_pk(pk)
-        projection = None if only is None else store.projection(only, method="match_for_pk(only=...)")
-        rows = store.load(store.client, [key], projection)
-        if not rows:
-            msg = f"{cls.__name__}: no object with pk {key!r} ({store.layout.object_key(key)!r})."
-            raise NotFound(msg)
-        obj: Self = rows[0][2]
+        engine = cls._engine()
+        obj: Self = engine.sync().run(op.match_for_pk(engine, pk, only))
         return obj
 
     @classmethod
@@ -210,11 +203,9 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
 
         Complexity: O(P), one round trip per 500 pks (MGET/HMGET).
         """
-        store = cls._store()
-        keys = [store.check_pk(pk) for pk in pks]
-        projection = None if only is None else store.projection(only, method="match_for_pks(only=...)")
-        found = {pk: obj for pk, _payload, obj in store.load(store.client, keys, projection)}
-        return [found.get(pk) for pk in keys]
+        engine = cls._engine()
+        found: list[Self | None] = engine.sync().run(op.match_for_pks(engine, pks, only))
+        return found
 
     @classmethod
     def match_for_values(cls, **kwargs: Any) -> Self:
@@ -226,17 +217,8 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
 
         Complexity: as ``filter``, but at most two objects are kept.
         """
-        rows = cls.query(**kwargs).limit(2).all()
-        if not rows:
-            msg = f"{_describe(cls.__name__, 'match', kwargs)} found nothing."
-            raise NotFound(msg)
-        if len(rows) > 1:
-            msg = (
-                f"{_describe(cls.__name__, 'match', kwargs)} found more than one object; "
-                f"use {cls.__name__}.filter(...) to get all of them."
-            )
-            raise MultipleFound(msg)
-        obj: Self = rows[0]
+        engine = cls._engine()
+        obj: Self = engine.sync().run(op.match_for_values(engine, kwargs))
         return obj
 
     @classmethod
@@ -249,19 +231,8 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
 
         Complexity: O(1) and one round trip on the pk; otherwise as ``filter``.
         """
-        store = cls._store()
-        conditions = parse_filters(cls.__name__, store.fields, kwargs)
-        eq = {c.field: c.value for c in conditions if c.lookup is Exact}
-        pk = store.pk_from_conditions(eq)
-        if pk is None:
-            return cls.match_for_values(**kwargs)
-        try:
-            obj = cls.match_for_pk(pk)
-        except NotFound:
-            obj = None
-        if obj is None or not all(c.test(obj) for c in conditions):
-            msg = f"{_describe(cls.__name__, 'match', kwargs)} found nothing."
-            raise NotFound(msg)
+        engine = cls._engine()
+        obj: Self = engine.sync().run(op.match(engine, kwargs))
         return obj
 
     @classmethod
@@ -271,7 +242,7 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
 
         Complexity: nothing until it runs; see ``Query``.
         """
-        return Query(cls._store()).filter(**kwargs)
+        return Query(cls._engine()).filter(**kwargs)
 
     @classmethod
     def all(cls) -> list[Self]:
@@ -322,8 +293,8 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
 
         Complexity: two round trips per attempt (read, then one guarded write script).
         """
-        store = cls._store()
-        obj: Self = store.update(store.check_pk(pk), fn, retries)
+        engine = cls._engine()
+        obj: Self = engine.sync().run(engine.writes.update(engine.records.check_pk(pk), fn, retries))
         return obj
 
     @classmethod
@@ -338,7 +309,8 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
         Complexity: O(M*I); one round trip per chunk of new objects, two when they
         replace stored ones.
         """
-        cls._store().save(list(objs), pipeline)
+        engine = cls._engine()
+        engine.sync().run(engine.writes.save(list(objs), pipeline))
 
     @classmethod
     def delete_many(cls, objs_or_pks: Iterable[Any], pipeline: Any = None) -> int:
@@ -346,9 +318,9 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
 
         Complexity: O(M*I); two round trips per chunk of 500.
         """
-        store = cls._store()
-        pks = [store.check_pk(store.pk_of(x) if isinstance(x, BaseRedisMixin) else x) for x in objs_or_pks]
-        return store.delete_pks(pks, pipeline)
+        engine = cls._engine()
+        deleted: int = engine.sync().run(op.delete_many(engine, objs_or_pks, pipeline))
+        return deleted
 
     @classmethod
     def delete_filter(cls, **kwargs: Any) -> int:
@@ -366,12 +338,8 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
 
         Complexity: O(N); for the Simple layout a SCAN of the database finds 0.3.x keys.
         """
-        store = cls._store()
-        client = store.client
-        pks = [pk for batch in store.member_batches(client) for pk in batch]
-        for batch in store.layout.stored_pks(client, 500):
-            pks += batch
-        return store.delete_pks(pks)
+        engine = cls._engine()
+        return engine.sync().run(engine.delete_all())
 
     # -- upkeep ---------------------------------------------------------------------------
     @classmethod
@@ -381,7 +349,8 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
         Queries already hide expired objects and clean up those they meet; this sweeps
         the rest. Complexity: O(E log N) for E expired objects, two round trips a batch.
         """
-        return cls._store().purge_expired(batch, max_batches)
+        engine = cls._engine()
+        return engine.sync().run(engine.purge_expired(batch, max_batches))
 
     @classmethod
     def check_indexes(cls) -> list[upkeep.Problem]:
@@ -389,7 +358,8 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
 
         Complexity: O(N) reads (SCAN/SSCAN/ZSCAN/HSCAN and MGET) and O(N) memory.
         """
-        return upkeep.check(cls._store())
+        engine = cls._engine()
+        return engine.sync().run(upkeep.check(engine))
 
     @classmethod
     def rebuild_indexes(cls) -> int:
@@ -400,7 +370,8 @@ class BaseRedisMixin(metaclass=RedisModelMeta):
 
         Complexity: O(N) reads plus one script call per repaired pk.
         """
-        return upkeep.rebuild(cls._store())
+        engine = cls._engine()
+        return engine.sync().run(upkeep.rebuild(engine))
 
 
 class SimpleRedisMixin(BaseRedisMixin):

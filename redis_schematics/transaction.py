@@ -1,10 +1,11 @@
-"""All-or-nothing writes across objects and models: ``with transaction(client) as tx:``.
+"""All-or-nothing writes across objects and models: ``with transaction(client) as tx:``
+and, in async code, ``async with atransaction(client) as tx:``.
 
 Writes made with ``pipeline=tx`` (``set``, ``delete``, ``set_many``, ``delete_many`` of any
-model) are validated when they are made, kept in the transaction, and applied together
-when the block ends: one ``apply_write.lua`` call, so Redis applies every object and
-every index entry of the block, or (if a guard fails, e.g. a ``UniqueViolation``)
-nothing at all. If the block raises, nothing is written.
+model, or their async twins) are validated when they are made, kept in the transaction,
+and applied together when the block ends: one ``apply_write.lua`` call, so Redis applies
+every object and every index entry of the block, or (if a guard fails, e.g. a
+``UniqueViolation``) nothing at all. If the block raises, nothing is written.
 
 Reads inside the block (``match``, ``filter``...) see what is committed in Redis, not
 the block's pending writes. A transaction is not isolated from concurrent writers: an
@@ -17,12 +18,13 @@ hash slot).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from redis_schematics.exceptions import RedisSchematicsError
-from redis_schematics.store import _Item, commit, read_state
+from redis_schematics.io import AsyncDriver, Flow, SyncDriver, async_driver, sync_driver
+from redis_schematics.write import Item, Owner, commit, read_state
 
 
 class Transaction:
@@ -30,24 +32,24 @@ class Transaction:
 
     def __init__(self, client: Any = None) -> None:
         self.client = client
-        self.items: list[_Item] = []
+        self.items: list[Item] = []
+        self.owners: list[Owner] = []
         self.state = "open"
 
-    def rs_collect(self, client: Any, items: list[_Item]) -> None:
-        """Called by the write methods: keep ``items`` for the commit."""
+    def rs_collect(self, owner: Owner, items: list[Item]) -> None:
+        """Called by the write methods: keep ``items`` (of ``owner``'s model) for the commit."""
         if self.state != "open":
             msg = f"this transaction is {self.state}; start a new `with transaction(...)` block."
             raise RedisSchematicsError(msg)
-        if self.client is None:
-            self.client = client
+        self.owners.append(owner)
         self.items.extend(items)
 
-    def commit(self) -> None:
-        """Apply every collected write atomically (two round trips: read, then write)."""
+    def _commit(self) -> Flow[None]:
+        """The commit, as a flow: read the objects' stored state, then one guarded write."""
         if self.state != "open":
             return
         self.state = "committed"
-        latest: dict[tuple[int, str], _Item] = {}
+        latest: dict[tuple[int, str], Item] = {}
         for item in self.items:  # the last write of an object in the block wins
             latest[(id(item.owner), item.pk)] = item
         items = list(latest.values())
@@ -55,8 +57,26 @@ class Transaction:
             return
         for item in items:
             item.dropped = False
-        read_state(self.client, items)
-        commit(self.client, items)
+        yield from read_state(items)
+        yield from commit(items)
+
+    def _sync(self) -> SyncDriver:
+        return sync_driver(self.client) if self.client is not None else self.owners[0].sync()
+
+    def _aio(self) -> AsyncDriver:
+        return async_driver(self.client) if self.client is not None else self.owners[0].aio()
+
+    def commit(self) -> None:
+        """Apply every collected write atomically (two round trips: read, then write)."""
+        if self.items:
+            self._sync().run(self._commit())
+        self.state = "committed"
+
+    async def acommit(self) -> None:
+        """Async twin of :meth:`commit`."""
+        if self.items:
+            await self._aio().run(self._commit())
+        self.state = "committed"
 
     def discard(self) -> None:
         """Forget every collected write."""
@@ -85,3 +105,16 @@ def transaction(client: Any = None) -> Iterator[Transaction]:
         tx.discard()
         raise
     tx.commit()
+
+
+@asynccontextmanager
+async def atransaction(client: Any = None) -> AsyncIterator[Transaction]:
+    """``async with atransaction(client) as tx:``: as :func:`transaction`, committed with
+    the async client (default: the async client of the first model written)."""
+    tx = Transaction(client)
+    try:
+        yield tx
+    except BaseException:
+        tx.discard()
+        raise
+    await tx.acommit()

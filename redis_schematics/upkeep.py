@@ -15,9 +15,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from redis_schematics.indexes import Entry, EqualityIndex, RangeIndex, UniqueIndex
-from redis_schematics.store import CHUNK, Store, _Batch, _diff, script
+from redis_schematics.engine import Engine
+from redis_schematics.indexes import Entry, kind_of_entry
+from redis_schematics.io import Command, Flow, RunScript, Scan
 from redis_schematics.util import text
+from redis_schematics.write import CHUNK, Batch, diff
 
 
 @dataclass(frozen=True)
@@ -44,63 +46,44 @@ class _Snapshot:
     unknown_keys: list[str]
 
 
-def _snapshot(store: Store) -> _Snapshot:
-    client = store.client
-    keys = store.keys
-    members = {pk for batch in store.member_batches(client) for pk in batch}
-    pks = set(members)
-    for batch in store.layout.stored_pks(client, CHUNK):
-        pks.update(batch)
+def _snapshot(engine: Engine) -> Flow[_Snapshot]:
+    keys = engine.keys
+    members = set((yield from engine.members()))
+    pks = members | set((yield from engine.layout.stored_pks(CHUNK)))
     payloads: dict[str, Any] = {}
     ordered = sorted(pks)
     for start in range(0, len(ordered), CHUNK):
         chunk = ordered[start : start + CHUNK]
-        for pk, (payload, _alive) in zip(chunk, store.read(client, chunk), strict=True):
+        for pk, (payload, _alive) in zip(chunk, (yield from engine.read(chunk)), strict=True):
             if payload is not None:
                 payloads[pk] = payload
-    expected = {pk: store.stored_entries(pk, p) for pk, p in payloads.items()}
+    expected = {pk: engine.records.stored_entries(pk, p) for pk, p in payloads.items()}
 
     actual: dict[str, set[Entry]] = defaultdict(set)
-    known = {keys.members()}
-    if store.codec is not None:  # a field layout's own keys, e.g. its column hashes
-        known.update(store.codec.meta_keys())
-    for index in store.indexes:
-        if isinstance(index, EqualityIndex):
-            for key in client.scan_iter(match=keys.equality_pattern(index.field), count=CHUNK):
-                key = text(key)
-                known.add(key)
-                for pk in client.sscan_iter(key, count=CHUNK):
-                    actual[text(pk)].add(Entry("set", key, text(pk)))
-        elif isinstance(index, RangeIndex):
-            known.add(index.key)
-            for pk, sc in client.zscan_iter(index.key, count=CHUNK):
-                actual[text(pk)].add(Entry("zset", index.key, text(pk), float(sc)))
-        elif isinstance(index, UniqueIndex):
-            known.add(index.key)
-            for token, owner in client.hscan_iter(index.key, count=CHUNK):
-                actual[text(owner)].add(Entry("unique", index.key, text(token), owner=text(owner)))
-    # An equality key is known by its name, not by having been seen: one a writer
-    # created after the SCAN above is still a live index key (rebuild deletes unknown keys).
-    eq_names = [
-        (keys.equality(i.field, ""), keys.equality(i.field, None))
-        for i in store.indexes
-        if isinstance(i, EqualityIndex)
-    ]
+    for index in engine.indexes:
+        for e in (yield from index.stored_entries()):
+            actual[e.member if e.owner is None else e.owner].add(e)
+    # Keys are known by their names (each index kind recognises its own), not by having
+    # been seen: a key a writer created after the SCAN above is live (rebuild deletes
+    # unknown keys).
+    known = {keys.members(), *engine.layout.meta_keys()}
     once_prefix = keys.once("")
-    unknown = [
-        text(k)
-        for k in client.scan_iter(match=keys.meta_pattern(), count=CHUNK)
-        if text(k) not in known
-        and not any(text(k).startswith(v) or text(k) == n for v, n in eq_names)
-        and not text(k).startswith(once_prefix)  # update()'s idempotency markers, 10 s
-    ]
+    unknown = []
+    for raw in (yield from Scan("SCAN", match=keys.meta_pattern(), count=CHUNK).items()):
+        key = text(raw)
+        if key in known or any(i.owns(key) for i in engine.indexes):
+            continue
+        if not key.startswith(once_prefix):  # update()'s idempotency markers, 10 s
+            unknown.append(key)
     return _Snapshot(payloads, members, expected, actual, unknown)
 
 
-def _problems(store: Store, snap: _Snapshot) -> list[Problem]:
+def _problems(engine: Engine, snap: _Snapshot) -> list[Problem]:
     out: list[Problem] = []
-    members_key = store.keys.members()
-    claims = {(e.key, e.member): e.owner for es in snap.actual.values() for e in es if e.kind == "unique"}
+    members_key = engine.keys.members()
+    claims = {
+        (e.key, e.member): e.owner for es in snap.actual.values() for e in es if kind_of_entry(e.kind).claims
+    }
     for pk in sorted(set(snap.payloads) - snap.members):
         out.append(Problem("missing member", members_key, pk, "object stored but not listed"))
     for pk in sorted(snap.members - set(snap.payloads)):
@@ -108,50 +91,55 @@ def _problems(store: Store, snap: _Snapshot) -> list[Problem]:
     for pk in sorted(set(snap.expected) | set(snap.actual)):
         want = snap.expected.get(pk, frozenset())
         have = snap.actual.get(pk, set())
-        want_z = {(e.key, e.member): e.score for e in want if e.kind == "zset"}
+        want_z = {(e.key, e.member): e.score for e in want if kind_of_entry(e.kind).scored}
         for e in sorted(have - want, key=str):
-            if e.kind == "zset" and (e.key, e.member) in want_z:
+            kind = kind_of_entry(e.kind)
+            if kind.scored and (e.key, e.member) in want_z:
                 detail = f"score {e.score}, expected {want_z[(e.key, e.member)]}"
                 out.append(Problem("wrong score", e.key, pk, detail))
-            elif e.kind == "unique":
+            elif kind.claims:
                 out.append(Problem("orphan unique claim", e.key, e.member, f"claimed by {pk!r}"))
             else:
                 out.append(Problem("stale entry", e.key, pk))
-        have_z = {(e.key, e.member) for e in have if e.kind == "zset"}
+        have_z = {(e.key, e.member) for e in have if kind_of_entry(e.kind).scored}
         for e in sorted(want - have, key=str):
-            if e.kind == "zset" and (e.key, e.member) in have_z:
+            kind = kind_of_entry(e.kind)
+            if kind.scored and (e.key, e.member) in have_z:
                 continue  # reported as a wrong score
-            if e.kind == "unique":
+            if kind.claims:
                 owner = claims.get((e.key, e.member))
-                claim = Entry("unique", e.key, e.member, owner=owner)
+                claim = Entry(e.kind, e.key, e.member, owner=owner)
                 if owner is not None and owner != pk and claim in snap.expected.get(owner, ()):
                     out.append(Problem("duplicate unique value", e.key, e.member, f"{pk!r} and {owner!r}"))
                     continue
-            out.append(Problem("missing entry", e.key, pk, e.member if e.kind == "unique" else ""))
+            out.append(Problem("missing entry", e.key, pk, e.member if kind.claims else ""))
     for key in snap.unknown_keys:
         out.append(Problem("unknown key", key, "", "not used by any declared index"))
     return out
 
 
-def check(store: Store) -> list[Problem]:
-    """Every difference between the indexes and the stored objects; empty when consistent."""
-    return _problems(store, _snapshot(store))
+def check(engine: Engine) -> Flow[list[Problem]]:
+    """Every difference between the indexes and the stored objects; empty when consistent.
+
+    Complexity: O(N) reads (SCAN/SSCAN/ZSCAN/HSCAN and MGET) and O(N) memory.
+    """
+    return _problems(engine, (yield from _snapshot(engine)))
 
 
-def rebuild(store: Store, rounds: int = 5) -> int:
+def rebuild(engine: Engine, rounds: int = 5) -> Flow[int]:
     """Repair every index (and the members set) from the stored objects.
 
     Returns the number of pks repaired. Objects of 0.3.x (no members entry, no index)
     are adopted. Unfixable problems (two objects with one unique value) stay for
     ``check`` to report.
+
+    Complexity: O(N) reads plus one script call per repaired pk, per round.
     """
-    client = store.client
-    run = script(client, "apply_write")
     repaired = 0
     for _round in range(rounds):
-        snap = _snapshot(store)
+        snap = yield from _snapshot(engine)
         for key in snap.unknown_keys:
-            client.delete(key)
+            yield Command(("DEL", key))
         todo = []
         for pk in sorted(set(snap.payloads) | snap.members | set(snap.actual)):
             payload = snap.payloads.get(pk)
@@ -165,7 +153,7 @@ def rebuild(store: Store, rounds: int = 5) -> int:
             break
         changed = 0
         for pk, payload, want, have, in_members in todo:
-            changed += _repair(store, run, pk, payload, want, have, in_members)
+            changed += yield from _repair(engine, pk, payload, want, have, in_members)
         repaired += changed
         if not changed:
             break
@@ -173,37 +161,37 @@ def rebuild(store: Store, rounds: int = 5) -> int:
 
 
 def _repair(
-    store: Store,
-    run: Any,
+    engine: Engine,
     pk: str,
     payload: Any,
     want: frozenset[Entry],
     have: frozenset[Entry],
     listed: bool,
-) -> int:
+) -> Flow[int]:
     """Bring one pk's members entry and index entries in line with its payload (guarded
     by that payload). A unique value another object owns is left out (it stays a
     "duplicate unique value" problem) so the rest of the object is still repaired.
     Returns 1 if something was written."""
-    members = store.keys.members()
+    writes = engine.writes
+    members = engine.keys.members()
     for _attempt in range(2):
-        batch = _Batch()
-        item = store.item(pk, payload, want, expected=payload, old=have)
-        batch.guard(item, store.layout.guard(pk, payload))
-        guards, ops = _diff(have, want)
+        batch = Batch()
+        item = writes.item(pk, payload, want, expected=payload, old=have)
+        batch.guard(item, engine.layout.guard(pk, payload))
+        guards, ops = diff(have, want)
         for g in guards:
             batch.guard(item, g)
         if payload is not None and not listed:
-            batch.op(store.member_op(pk))
-            if store.expiring:
-                batch.op(("EXTEND", members, (store.physical_ms,)))
+            batch.op(writes.member_op(pk))
+            if engine.expiring:
+                batch.op(("EXTEND", members, (engine.settings.physical_ms,)))
         elif payload is None and listed:
-            batch.op(("ZREM" if store.expiring else "SREM", members, (pk,)))
+            batch.op(writes.unmember_op(pk))
         for op in ops:
             batch.op(op)
         if not batch.n_ops:
             return 0
-        reply = run(batch.keys, batch.argv(False), client=store.client)
+        reply = yield RunScript("apply_write", batch.keys, batch.argv(False))
         if reply == 1:
             return 1
         taken = set()
@@ -212,7 +200,7 @@ def _repair(
             if g.kind != "uniq":
                 return 0  # the object changed meanwhile: the next round looks again
             taken.add((g.key, g.field))
-        want = frozenset(e for e in want if not (e.kind == "unique" and (e.key, e.member) in taken))
+        want = frozenset(e for e in want if not (kind_of_entry(e.kind).claims and (e.key, e.member) in taken))
     return 0
 
 

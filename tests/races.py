@@ -1,31 +1,80 @@
-"""Simulated concurrent writers: another client's write just before each library script."""
+"""Simulated concurrent writers and request spies, by wrapping the library's driver.
+
+Every flow of the library runs through a driver (``redis_schematics.io``); while one of
+these context managers is active, every driver handed out (sync or async) is wrapped, so
+each request of every layout, query and upkeep path passes through the hook first.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
-from redis_schematics import store as store_module
+from redis_schematics.io import Pipeline, Request, RunScript, Sleep, intercept
 
 
-def race_before_scripts(monkeypatch: pytest.MonkeyPatch, before: Callable[[Any, int], None]) -> list[int]:
-    """Make every script call of the library first run ``before(client, n)`` (n = 1, 2, ...
-    the call's number), as if another client wrote just then. Returns the call numbers
-    seen so far (a live list). ``monkeypatch.undo()`` restores the real scripts."""
-    real_script = store_module.script
-    calls: list[int] = []
+def _scripts(request: Request) -> list[str]:
+    if isinstance(request, RunScript):
+        return [request.name]
+    if isinstance(request, Pipeline):
+        return [r.name for r in request.requests if isinstance(r, RunScript)]
+    return []
 
-    def racing_script(redis_client: Any, name: str) -> Any:
-        run = real_script(redis_client, name)
 
-        def racing(keys: Any, args: Any, client: Any = None) -> Any:
-            calls.append(len(calls) + 1)
-            before(redis_client, calls[-1])
-            return run(keys, args, client=client)
+@contextmanager
+def intercepting(hook: Callable[[Request], Request]) -> Iterator[None]:
+    """Pass every request of the library through ``hook`` (which may replace it)."""
 
-        return racing
+    def wrap(driver: Any) -> Any:
+        base = type(driver)
 
-    monkeypatch.setattr(store_module, "script", racing_script)
-    return calls
+        class Hooked(base):  # type: ignore[misc, valid-type]
+            pass
+
+        if base.is_async:
+
+            async def handle(self: Any, request: Request) -> Any:
+                return await base.handle(self, hook(request))
+        else:
+
+            def handle(self: Any, request: Request) -> Any:  # type: ignore[misc]
+                return base.handle(self, hook(request))
+
+        Hooked.handle = handle
+        return Hooked(driver.client)
+
+    with intercept(wrap):
+        yield
+
+
+@dataclass
+class Race:
+    """What a race saw: the script calls (numbered 1, 2, ...) and the backoff waits."""
+
+    calls: list[int] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)
+
+
+@contextmanager
+def racing(client: Any, before: Callable[[Any, int], None] | None = None) -> Iterator[Race]:
+    """Before each script call of the library, run ``before(client, n)`` (n = 1, 2, ... the
+    call's number), as if another client (``client``, sync) wrote just then. The write
+    retries' backoff waits are recorded and not slept."""
+    race = Race()
+
+    def hook(request: Request) -> Request:
+        if isinstance(request, Sleep):
+            race.waits.append(request.seconds)
+            return Sleep(0)
+        for name in _scripts(request):
+            race.names.append(name)
+            race.calls.append(len(race.calls) + 1)
+            if before is not None:
+                before(client, race.calls[-1])
+        return request
+
+    with intercepting(hook):
+        yield race

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redis_schematics.indexes.base import Atom, BaseIndex, Entry, Step
+from redis_schematics.indexes.base import Atom, BaseIndex, Entry, Step, kind_of_atom, kind_of_entry
 from redis_schematics.indexes.equality import EqualityIndex
 from redis_schematics.indexes.range import RangeIndex
 from redis_schematics.indexes.unique import UniqueIndex
@@ -18,4 +18,6 @@ __all__ = [
     "RangeIndex",
     "Step",
     "UniqueIndex",
+    "kind_of_atom",
+    "kind_of_entry",
 ]

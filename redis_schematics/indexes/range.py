@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
 from redis_schematics.exceptions import InvalidModel
 from redis_schematics.indexes.base import Atom, BaseIndex, Entry, Step
+from redis_schematics.io import Command, Flow, Scan
 from redis_schematics.lookups import Condition
+from redis_schematics.ops import Guard, Op
 from redis_schematics.serializers import format_score, score, score_is_exact
+from redis_schematics.util import text
+
+#: members per ZSCAN page
+PAGE = 500
 
 _ALL = ("-inf", "+inf")
 
@@ -24,6 +31,9 @@ class RangeIndex(BaseIndex):
 
     kind: ClassVar[str] = "range"
     lookups: ClassVar[frozenset[str]] = frozenset({"eq", "not", "in", "exclude", "gt", "gte", "lt", "lte"})
+    entry_kind: ClassVar[str] = "zset"
+    atom_kind: ClassVar[str] = "Z"
+    scored: ClassVar[bool] = True
 
     @property
     def key(self) -> str:
@@ -85,12 +95,44 @@ class RangeIndex(BaseIndex):
         atoms = tuple(dict.fromkeys(a for a, e in points if a is not None and (e or not negated)))
         return Step(self.describe(), condition, atoms, negated=negated, exact=exact)
 
+    @classmethod
+    def add(cls, entry: Entry) -> tuple[list[Guard], list[Op]]:
+        return [], [("ZADD", entry.key, (entry.score, entry.member))]
 
-def _bound(text: str) -> tuple[float, bool]:
+    @classmethod
+    def remove(cls, entry: Entry) -> list[Op]:
+        return [("ZREM", entry.key, (entry.member,))]
+
+    def entries_of_pk(self, pk: str) -> list[Entry]:
+        return [Entry("zset", self.key, pk)]  # ZREM needs no score
+
+    def stored_entries(self) -> Flow[list[Entry]]:
+        pairs = yield from Scan("ZSCAN", self.key, count=PAGE).items()
+        return [Entry("zset", self.key, text(pk), float(sc)) for pk, sc in pairs]
+
+    def owns(self, key: str) -> bool:
+        return key == self.key
+
+    def orphans(self, pks: Sequence[str]) -> Flow[list[Entry]]:
+        scores = yield Command(("ZMSCORE", self.key, *pks))
+        return [
+            Entry("zset", self.key, pk, float(s)) for pk, s in zip(pks, scores, strict=True) if s is not None
+        ]
+
+    @classmethod
+    def count_command(cls, atom: Atom) -> Command:
+        return Command(("ZCOUNT", atom.key, atom.lo, atom.hi))
+
+    @classmethod
+    def members_command(cls, atom: Atom) -> Command:
+        return Command(("ZRANGE", atom.key, atom.lo, atom.hi, "BYSCORE"))
+
+
+def _bound(bound: str) -> tuple[float, bool]:
     """A ZRANGE bound as (value, exclusive)."""
-    if text.startswith("("):
-        return float(text[1:]), True
-    return float(text), False
+    if bound.startswith("("):
+        return float(bound[1:]), True
+    return float(bound), False
 
 
 def _text(value: float, exclusive: bool) -> str:

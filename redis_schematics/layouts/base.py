@@ -1,55 +1,53 @@
 """The Layout protocol: how one model's objects sit in Redis.
 
-A layout only stores and fetches opaque payloads by pk. Everything else (pk inference,
-serialization, indexes, membership, expiry, queries) is layout-independent and lives in
-``redis_schematics.store``. A layout never talks to Redis on its own for writes: it
-describes them as operations and guards that ``scripts/apply_write.lua`` applies
-atomically together with the index changes.
+A layout stores and fetches payloads by pk and owns the codec between a primitive dict
+and its payload. Everything else (pk inference, indexes, membership, expiry, queries) is
+layout-independent and lives above it. A layout never talks to Redis itself: a read is a
+request (``redis_schematics.io``) the engine sends, a write is operations and guards
+(``redis_schematics.ops``) that ``scripts/apply_write.lua`` applies atomically together
+with the index changes.
 
-Layouts that store each field apart (:class:`FieldLayout`) also own the codec between a
-primitive dict and what they store, and allow partial writes (:class:`Fields`).
+What differs between layouts is declared as capabilities (each a question), so the
+engine never tests which layout it has:
+
+* ``writes_fields``: can a write change some fields of a stored object and leave the
+  others (``set(only=...)`` writes just those)? If not, a partial write rewrites the
+  whole payload with those fields replaced;
+* ``ttl_scope``: does Redis' own TTL expire each object's key ("object") or one key for
+  the whole model ("model")? Visibility follows the members set either way;
+* ``meta_keys()``: which keys under ``Prefix#`` does the layout itself own?
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from redis_schematics.io import Command, Flow, RunScript
 from redis_schematics.keys import KeySpace
+from redis_schematics.ops import Guard, Op
 
-#: One write operation: (command, key, args) for ``apply_write.lua``.
-Op = tuple[str, str, tuple[Any, ...]]
-
-
-@dataclass(frozen=True)
-class Guard:
-    """A condition ``apply_write.lua`` checks before writing anything.
-
-    kind "get"/"hget": the stored payload is still ``expected`` (None = absent);
-    kind "hash": the state of the object hash ``key`` is still ``expected``; or, when
-    ``field`` lists hash field names (cells), just the cells of those fields;
-    kind "cols": the state of a pk in the column hashes ``key`` + ``more_keys`` is still
-    ``expected``; ``field`` lists the pk, then the numbers of the columns compared when
-    not all of them (states and cells: see :class:`FieldLayout`);
-    kind "uniq": HASH ``key`` field ``field`` is free or owned by ``expected``;
-    kind "dead": pk ``field`` in members ZSET ``key`` is (still) past its deadline.
-    """
-
-    kind: str
-    key: str
-    field: str = ""
-    expected: Any = None
-    #: further keys the check reads (kind "cols")
-    more_keys: tuple[str, ...] = ()
+#: what a layout's ``read`` sends: one command or one script call
+Read = Command | RunScript
 
 
 class Layout(Protocol):
     """A storage strategy for payloads. Implementations: one file each in this package."""
 
     name: ClassVar[str]
+    #: Can a write change some fields of a stored object and leave the others?
+    writes_fields: ClassVar[bool]
+    #: Does Redis' TTL expire each object's key ("object") or the model's keys ("model")?
+    ttl_scope: ClassVar[str]
 
-    def __init__(self, keys: KeySpace) -> None: ...
+    @classmethod
+    def for_model(
+        cls, keys: KeySpace, model: Any, serializer: Callable[[Any], Any], deserializer: Callable[[Any], Any]
+    ) -> Layout:
+        """The layout of ``model`` (a schematics model class) under ``keys``, writing
+        documents with ``serializer`` and reading them with ``deserializer``."""
+        ...
 
     @property
     def keys(self) -> KeySpace:
@@ -60,9 +58,9 @@ class Layout(Protocol):
         """The name users see as ``obj.key`` (a key, or a hash field)."""
         ...
 
-    def read(self, target: Any, pks: Sequence[str], fields: Sequence[str] | None = None) -> Any:
-        """Send one command to ``target`` (a client, or a pipeline that queues it) whose
-        reply lists the payloads of ``pks`` in order (None where absent).
+    def read(self, pks: Sequence[str], fields: Sequence[str] | None = None) -> Read:
+        """The request whose reply lists the payloads of ``pks`` in order (None where
+        absent).
 
         ``fields`` (primitive names) asks for just those fields: a layout that stores
         fields apart then reads only them, and its payloads are *partial* (only
@@ -71,8 +69,24 @@ class Layout(Protocol):
         """
         ...
 
-    def guard(self, pk: str, expected: Any) -> Guard:
-        """A guard asserting that the stored payload of ``pk`` is ``expected``."""
+    def encode(self, primitive: Mapping[str, Any]) -> Any:
+        """The payload of a whole object whose ``to_primitive()`` is ``primitive``."""
+        ...
+
+    def decode(self, payload: Any, fields: Sequence[str] | None = None) -> Any:
+        """The primitive dict of a payload ``read`` returned; with ``fields``, of a
+        partial read, just those keys. May return a non-dict for a corrupt payload."""
+        ...
+
+    def partial(self, payload: Any, names: Iterable[str]) -> Any:
+        """The write of just the fields ``names`` (primitive names) out of the whole
+        write ``payload`` (only asked when ``writes_fields``)."""
+        ...
+
+    def guard(self, pk: str, expected: Any, fields: Sequence[str] | None = None) -> Guard:
+        """A guard asserting that the stored payload of ``pk`` is ``expected`` (None =
+        absent); with ``fields`` (a partial write of a ``writes_fields`` layout), only
+        that the object exists and those fields are as in ``expected``."""
         ...
 
     def put_ops(self, pk: str, payload: Any, ttl_ms: int | None) -> list[Op]:
@@ -83,17 +97,56 @@ class Layout(Protocol):
         """Operations removing the payload of ``pk``."""
         ...
 
-    def stored_pks(self, client: Any, batch: int) -> Iterator[list[str]]:
-        """Every pk with a stored payload, found without the members set (SCAN/HSCAN).
+    def stored_pks(self, batch: int) -> Flow[list[str]]:
+        """Every pk with a stored payload, found without the members set (SCAN/HSCAN,
+        ``batch`` per page). Used to adopt data written by redis-schematics 0.3.x."""
+        ...
 
-        Used by ``rebuild_indexes`` to adopt data written by redis-schematics 0.3.x.
-        """
+    def meta_keys(self) -> tuple[str, ...]:
+        """Keys under ``Prefix#`` the layout itself uses (``check_indexes`` keeps them)."""
         ...
 
 
 @dataclass(frozen=True)
+class DocumentLayout:
+    """What the layouts storing one document per object (Simple, Hash) share: the
+    payload is the model's ``__serializer__`` output, the guard compares it whole."""
+
+    keys: KeySpace
+    serializer: Callable[[Any], Any]
+    deserializer: Callable[[Any], Any]
+    writes_fields: ClassVar[bool] = False
+
+    @classmethod
+    def for_model(
+        cls, keys: KeySpace, model: Any, serializer: Callable[[Any], Any], deserializer: Callable[[Any], Any]
+    ) -> Any:
+        return cls(keys, serializer, deserializer)
+
+    def object_key(self, pk: str) -> str:
+        return self.keys.object(pk)
+
+    def encode(self, primitive: Mapping[str, Any]) -> Any:
+        return self.serializer(primitive)
+
+    def decode(self, payload: Any, fields: Sequence[str] | None = None) -> Any:
+        data = self.deserializer(payload)
+        if fields is None or not isinstance(data, dict):
+            return data
+        return {name: data[name] for name in fields if name in data}
+
+    def partial(self, payload: Any, names: Iterable[str]) -> Any:  # pragma: no cover - never asked
+        msg = f"{type(self).__name__} rewrites whole documents"
+        raise NotImplementedError(msg)
+
+    def meta_keys(self) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
 class Fields:
-    """The write payload of a :class:`FieldLayout`: primitive field name -> stored text.
+    """The write payload of a layout that stores fields apart: primitive field name ->
+    stored text.
 
     ``None`` removes the stored field (the primitive has no such key). A whole write
     (``partial=False``) replaces the object: fields it does not name are removed. A
@@ -106,44 +159,3 @@ class Fields:
     def only(self, names: Iterable[str]) -> Fields:
         """The partial write of ``names`` (primitive names) out of this whole write."""
         return Fields({n: self.values.get(n) for n in names}, partial=True)
-
-
-class FieldLayout(Layout, Protocol):
-    """A layout that stores each field apart (a hash field or a hash per field).
-
-    It owns the codec: ``encode`` turns a primitive dict into :class:`Fields` for
-    ``put_ops``, ``decode`` turns what ``read`` returned back into a primitive dict.
-    ``read`` returns, for each pk, the object's *state*: one string that
-    ``apply_write.lua`` recomputes for its "hash"/"cols" guard, so a payload is still
-    one opaque value compared by a guard, and a failed guard reports the current state
-    exactly as ``read`` would. A state is a run of *cells*, ``<byte length>:<bytes>``
-    or ``-`` for no value: the (field, value) pairs of a hash sorted by field, or one
-    cell per column.
-
-    A partial write guards only the fields it writes (``guard(..., fields=...)``), so
-    writers of different fields of one object never make each other retry.
-    """
-
-    @classmethod
-    def for_model(cls, keys: KeySpace, model: Any) -> FieldLayout:
-        """The layout of ``model`` (a schematics model class) under ``keys``."""
-        ...
-
-    def encode(self, primitive: Mapping[str, Any]) -> Fields:
-        """The whole write of an object whose ``to_primitive()`` is ``primitive``."""
-        ...
-
-    def decode(self, payload: Any, fields: Sequence[str] | None = None) -> dict[str, Any]:
-        """The primitive dict of a state returned by ``read`` (bytes or str); with
-        ``fields``, of a partial state that ``read(..., fields)`` returned."""
-        ...
-
-    def guard(self, pk: str, expected: Any, fields: Sequence[str] | None = None) -> Guard:
-        """A guard asserting that the stored state of ``pk`` is ``expected`` (a state or
-        None); with ``fields`` (primitive names), only that the object exists and those
-        fields are as in ``expected``."""
-        ...
-
-    def meta_keys(self) -> tuple[str, ...]:
-        """Keys under ``Prefix#`` the layout itself uses (``check_indexes`` keeps them)."""
-        ...

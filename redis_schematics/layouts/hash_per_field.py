@@ -47,15 +47,17 @@ extends the columns it does not write, which hold the rest of the object.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from redis_schematics.exceptions import ConfigurationError
+from redis_schematics.io import Flow, RunScript, Scan
 from redis_schematics.keys import KeySpace
-from redis_schematics.layouts.base import Fields, Guard, Op
+from redis_schematics.layouts.base import Fields
 from redis_schematics.layouts.hash_per_object import FieldCodec, cell, cells, read_states, state_cells
-from redis_schematics.util import batched, text, unique
+from redis_schematics.ops import Guard, Op
+from redis_schematics.util import text, unique
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,14 @@ class HashPerFieldLayout:
     #: the column hashes, in the order of ``codec.names``
     columns: tuple[str, ...]
     name: ClassVar[str] = "distributed_hash"
+    writes_fields: ClassVar[bool] = True
+    ttl_scope: ClassVar[str] = "model"
 
     @classmethod
-    def for_model(cls, keys: KeySpace, model: Any) -> HashPerFieldLayout:
-        codec = FieldCodec.for_model(model)
+    def for_model(
+        cls, keys: KeySpace, model: Any, serializer: Callable[[Any], Any], deserializer: Callable[[Any], Any]
+    ) -> HashPerFieldLayout:
+        codec = FieldCodec.for_model(model, serializer, deserializer)
         if not codec.names:
             msg = f"{model.__name__} has no field; the DistributedHash layout stores one hash per field."
             raise ConfigurationError(msg)
@@ -80,12 +86,12 @@ class HashPerFieldLayout:
         # No key holds the object; this names it (in messages and ``obj.key``).
         return self.keys.object(pk)
 
-    def read(self, target: Any, pks: Sequence[str], fields: Sequence[str] | None = None) -> Any:
+    def read(self, pks: Sequence[str], fields: Sequence[str] | None = None) -> RunScript:
         if not fields:
-            return read_states(target, list(self.columns), ["cols", len(self.columns), *pks])
+            return read_states(list(self.columns), ["cols", len(self.columns), *pks])
         wanted = [self.keys.column(name) for name in fields]
         rest = [column for column in self.columns if column not in wanted]
-        return read_states(target, wanted + rest, ["cols", len(wanted), *pks])
+        return read_states(wanted + rest, ["cols", len(wanted), *pks])
 
     def guard(self, pk: str, expected: Any, fields: Sequence[str] | None = None) -> Guard:
         if not fields or expected is None:
@@ -110,16 +116,22 @@ class HashPerFieldLayout:
     def delete_ops(self, pk: str) -> list[Op]:
         return [("HDEL", column, (pk,)) for column in self.columns]
 
-    def stored_pks(self, client: Any, batch: int) -> Iterator[list[str]]:
+    def stored_pks(self, batch: int) -> Flow[list[str]]:
         # HSCAN NOVALUES needs Redis 7.4; values come along and are dropped here.
-        members = (text(m) for column in self.columns for m, _value in client.hscan_iter(column, count=batch))
-        yield from batched(unique(members), batch)
+        found: list[str] = []
+        for column in self.columns:
+            pairs = yield from Scan("HSCAN", column, count=batch).items()
+            found += [text(m) for m, _value in pairs]
+        return list(unique(found))
 
     def encode(self, primitive: Mapping[str, Any]) -> Fields:
         return self.codec.encode(primitive)
 
     def decode(self, payload: Any, fields: Sequence[str] | None = None) -> dict[str, Any]:
         return self.codec.decode_columns(payload, fields or None)
+
+    def partial(self, payload: Fields, names: Iterable[str]) -> Fields:
+        return payload.only(names)
 
     def meta_keys(self) -> tuple[str, ...]:
         return self.columns

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from redis_schematics.keys import KeySpace
-from redis_schematics.layouts.base import Guard, Op
-from redis_schematics.util import batched, text
+from redis_schematics.io import Command, Flow, Scan
+from redis_schematics.layouts.base import DocumentLayout
+from redis_schematics.ops import Guard, Op
+from redis_schematics.util import text
 
 
 @dataclass(frozen=True)
-class HashPerModelLayout:
+class HashPerModelLayout(DocumentLayout):
     """Every object of the model is a field of one hash.
 
     Read: one HGET (HMGET for many). Write: one HSET. Redis can only expire the hash as
@@ -20,17 +21,14 @@ class HashPerModelLayout:
     the hash lives as long as its newest object.
     """
 
-    keys: KeySpace
     name: ClassVar[str] = "hash"
+    ttl_scope: ClassVar[str] = "model"
 
-    def object_key(self, pk: str) -> str:
-        return self.keys.object(pk)
-
-    def read(self, target: Any, pks: Sequence[str], fields: Sequence[str] | None = None) -> Any:
+    def read(self, pks: Sequence[str], fields: Sequence[str] | None = None) -> Command:
         # One JSON document per object: a partial read still fetches it whole.
-        return target.hmget(self.keys.model_hash(), [self.keys.object(pk) for pk in pks])
+        return Command(("HMGET", self.keys.model_hash(), *[self.keys.object(pk) for pk in pks]))
 
-    def guard(self, pk: str, expected: Any) -> Guard:
+    def guard(self, pk: str, expected: Any, fields: Sequence[str] | None = None) -> Guard:
         return Guard("hget", self.keys.model_hash(), self.keys.object(pk), expected)
 
     def put_ops(self, pk: str, payload: Any, ttl_ms: int | None) -> list[Op]:
@@ -42,8 +40,8 @@ class HashPerModelLayout:
     def delete_ops(self, pk: str) -> list[Op]:
         return [("HDEL", self.keys.model_hash(), (self.keys.object(pk),))]
 
-    def stored_pks(self, client: Any, batch: int) -> Iterator[list[str]]:
-        pattern = self.keys.object_pattern()
+    def stored_pks(self, batch: int) -> Flow[list[str]]:
         # HSCAN NOVALUES needs Redis 7.4; payloads come along and are dropped here.
-        pairs = client.hscan_iter(self.keys.model_hash(), match=pattern, count=batch)
-        yield from batched((self.keys.pk_from_object(text(field)) for field, _payload in pairs), batch)
+        scan = Scan("HSCAN", self.keys.model_hash(), match=self.keys.object_pattern(), count=batch)
+        pairs = yield from scan.items()
+        return [self.keys.pk_from_object(text(field)) for field, _payload in pairs]

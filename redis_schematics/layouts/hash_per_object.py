@@ -50,7 +50,7 @@ still be found and removed; visibility follows the deadline in ``Prefix#members`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -67,9 +67,11 @@ from schematics.types import (
 
 from redis_schematics import serializers
 from redis_schematics.exceptions import InvalidModel
+from redis_schematics.io import Flow, RunScript, Scan
 from redis_schematics.keys import KeySpace
-from redis_schematics.layouts.base import Fields, Guard, Op
-from redis_schematics.util import batched, text
+from redis_schematics.layouts.base import Fields
+from redis_schematics.ops import Guard, Op
+from redis_schematics.util import text
 
 #: starts the stored text of a string field whose value is not a plain string (None)
 MARK = "\0"
@@ -131,17 +133,21 @@ class FieldCodec:
 
     ``names`` are the primitive names (``serialized_name`` or the field name) in the
     model's field order; compound values use the model's ``__serializer__`` /
-    ``__deserializer__``, read at call time.
+    ``__deserializer__``.
     """
 
-    model: Any
+    model_name: str
     names: tuple[str, ...]
     kinds: Mapping[str, str]
+    serializer: Callable[[Any], Any]
+    deserializer: Callable[[Any], Any]
 
     @classmethod
-    def for_model(cls, model: Any) -> FieldCodec:
+    def for_model(
+        cls, model: Any, serializer: Callable[[Any], Any], deserializer: Callable[[Any], Any]
+    ) -> FieldCodec:
         kinds = {(f.serialized_name or name): field_kind(f) for name, f in model.fields.items()}
-        return cls(model, tuple(kinds), kinds)
+        return cls(model.__name__, tuple(kinds), kinds, serializer, deserializer)
 
     def encode_value(self, name: str, value: Any) -> str | bytes:
         kind = self.kinds[name]
@@ -150,7 +156,7 @@ class FieldCodec:
                 return value
             return MARK + serializers.dumps(value)
         if kind == COMPOUND:
-            dump: str | bytes = self.model.__serializer__(value)
+            dump: str | bytes = self.serializer(value)
             return dump
         return serializers.dumps(value)
 
@@ -160,7 +166,7 @@ class FieldCodec:
             value = raw.decode("utf-8")
             return json.loads(value[1:]) if value.startswith(MARK) else value
         if kind == COMPOUND:
-            return self.model.__deserializer__(raw)
+            return self.deserializer(raw)
         # json, not a faster parser: one small value, and every integer must stay exact
         return json.loads(raw)
 
@@ -174,9 +180,8 @@ class FieldCodec:
             name: self.encode_value(name, primitive[name]) for name in self.names if name in primitive
         }
         if not values:
-            model = self.model.__name__
             msg = (
-                f"{model}: the object has no field to store (its to_primitive() is empty); "
+                f"{self.model_name}: the object has no field to store (its to_primitive() is empty); "
                 "give it a pk or id field, or a value in one field."
             )
             raise InvalidModel(msg)
@@ -211,13 +216,9 @@ class FieldCodec:
         }
 
 
-def read_states(target: Any, keys: list[str], args: list[Any]) -> Any:
-    """Run ``read_fields.lua`` on ``target`` (a client, or a pipeline that queues it)."""
-    # The script registry lives with the engine; imported here to keep the import
-    # direction models -> store -> layouts at module load time.
-    from redis_schematics.store import script
-
-    return script(target, "read_fields")(keys, args, client=target)
+def read_states(keys: list[str], args: list[Any]) -> RunScript:
+    """A call of ``read_fields.lua`` (see its header for the modes)."""
+    return RunScript("read_fields", keys, args)
 
 
 @dataclass(frozen=True)
@@ -227,19 +228,23 @@ class HashPerObjectLayout:
     keys: KeySpace
     codec: FieldCodec
     name: ClassVar[str] = "distributed"
+    writes_fields: ClassVar[bool] = True
+    ttl_scope: ClassVar[str] = "object"
 
     @classmethod
-    def for_model(cls, keys: KeySpace, model: Any) -> HashPerObjectLayout:
-        return cls(keys, FieldCodec.for_model(model))
+    def for_model(
+        cls, keys: KeySpace, model: Any, serializer: Callable[[Any], Any], deserializer: Callable[[Any], Any]
+    ) -> HashPerObjectLayout:
+        return cls(keys, FieldCodec.for_model(model, serializer, deserializer))
 
     def object_key(self, pk: str) -> str:
         return self.keys.object(pk)
 
-    def read(self, target: Any, pks: Sequence[str], fields: Sequence[str] | None = None) -> Any:
+    def read(self, pks: Sequence[str], fields: Sequence[str] | None = None) -> RunScript:
         keys = [self.keys.object(pk) for pk in pks]
         if not fields:
-            return read_states(target, keys, ["hash"])
-        return read_states(target, keys, ["fields", *fields])
+            return read_states(keys, ["hash"])
+        return read_states(keys, ["fields", *fields])
 
     def guard(self, pk: str, expected: Any, fields: Sequence[str] | None = None) -> Guard:
         key = self.keys.object(pk)
@@ -269,10 +274,11 @@ class HashPerObjectLayout:
     def delete_ops(self, pk: str) -> list[Op]:
         return [("DEL", self.keys.object(pk), ())]
 
-    def stored_pks(self, client: Any, batch: int) -> Iterator[list[str]]:
+    def stored_pks(self, batch: int) -> Flow[list[str]]:
         # Only hashes: the pattern is the Simple layout's, and a model may have moved.
-        keys = client.scan_iter(match=self.keys.object_pattern(), count=batch, _type="hash")
-        yield from batched((self.keys.pk_from_object(text(key)) for key in keys), batch)
+        scan = Scan("SCAN", match=self.keys.object_pattern(), count=batch, type="hash")
+        found = yield from scan.items()
+        return [self.keys.pk_from_object(text(key)) for key in found]
 
     def encode(self, primitive: Mapping[str, Any]) -> Fields:
         return self.codec.encode(primitive)
@@ -281,6 +287,9 @@ class HashPerObjectLayout:
         if not fields:
             return self.codec.decode_pairs(payload)
         return self.codec.decode_columns(payload, fields)
+
+    def partial(self, payload: Fields, names: Iterable[str]) -> Fields:
+        return payload.only(names)
 
     def meta_keys(self) -> tuple[str, ...]:
         return ()

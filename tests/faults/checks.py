@@ -14,6 +14,7 @@ from typing import Any
 
 from redis_schematics.indexes import EqualityIndex, RangeIndex, UniqueIndex
 from redis_schematics.serializers import score, token
+from tests.engine import layout_read, run
 
 
 def text(value: Any) -> str:
@@ -34,15 +35,15 @@ def stored_objects(model: Any) -> dict[str, dict[str, Any]]:
     with the layout's codec: what is checked here is the bookkeeping around payloads
     (members, indexes), not the payload format.
     """
-    store = model._store()
-    client = store.client
-    pks = sorted({pk for batch in store.layout.stored_pks(client, 1000) for pk in batch})
+    store = model._engine()
+    client = store.settings.sync_client()
+    pks = sorted(set(run(model, store.layout.stored_pks(1000))))
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(pks), 500):
         chunk = pks[start : start + 500]
-        for pk, payload in zip(chunk, store.layout.read(client, chunk), strict=True):
+        for pk, payload in zip(chunk, layout_read(model, client, chunk), strict=True):
             if payload is not None:
-                out[pk] = store.deserialize(payload)
+                out[pk] = store.layout.decode(payload)
     return out
 
 
@@ -52,7 +53,7 @@ def expected_meta(model: Any, objects: dict[str, dict[str, Any]]) -> dict[str, A
     Key names are spelled out here literally; values go through the field type and the
     library's token/score functions (how a value is written is not what is checked).
     """
-    store = model._store()
+    store = model._engine()
     prefix = store.keys.prefix
     wanted: dict[str, Any] = {}
     if objects:
@@ -63,7 +64,7 @@ def expected_meta(model: Any, objects: dict[str, dict[str, Any]]) -> dict[str, A
     for pk, data in objects.items():
         for index in store.indexes:
             name = index.field
-            raw = data.get(store.primitive_names[name])
+            raw = data.get(store.settings.primitive_names[name])
             value = None if raw is None else store.fields[name].to_native(raw)
             if isinstance(index, EqualityIndex):
                 key = f"{prefix}#eq:{name}#none" if value is None else f"{prefix}#eq:{name}:{token(value)}"
@@ -100,12 +101,12 @@ def actual_meta(client: Any, prefix: str, skip: tuple[str, ...] = ()) -> dict[st
 
 def index_differences(model: Any) -> list[str]:
     """Differences between the index keys in Redis and those the stored objects imply."""
-    store = model._store()
+    store = model._engine()
     prefix = store.keys.prefix
     objects = stored_objects(model)
     want = expected_meta(model, objects)
-    layout_keys = tuple(store.codec.meta_keys()) if store.codec is not None else ()
-    have = actual_meta(store.client, prefix, skip=layout_keys)
+    layout_keys = store.layout.meta_keys()
+    have = actual_meta(store.settings.sync_client(), prefix, skip=layout_keys)
     out = []
     for key in sorted(set(want) | set(have)):
         if want.get(key) != have.get(key):

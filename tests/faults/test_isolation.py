@@ -36,15 +36,15 @@ def test_delete_filter_rechecks_an_object_changed_after_it_was_read(
     model.set_many(
         [model({"id": pk, "flavour": "vanilla", "amount": n, "code": pk}) for n, pk in enumerate("abc")]
     )
-    store = model._store()
-    delete_pks = store.delete_pks
+    writes = model._engine().writes
+    delete_pks = writes.delete_pks
 
-    def someone_writes_first(pks: Any, **kw: Any) -> int:
+    def someone_writes_first(pks: Any, **kw: Any) -> Any:
         model({"id": "b", "flavour": "mint", "amount": 1, "code": "b"}).set()  # no longer matches
         model({"id": "c", "flavour": "vanilla", "amount": 99, "code": "c"}).set()  # still matches
         return delete_pks(pks, **kw)
 
-    monkeypatch.setattr(store, "delete_pks", someone_writes_first)
+    monkeypatch.setattr(writes, "delete_pks", someone_writes_first)
     assert model.delete_filter(flavour="vanilla") == 2
     monkeypatch.undo()
     assert [(o.id, o.flavour) for o in model.all()] == [("b", "mint")]
@@ -58,19 +58,19 @@ def test_update_reapplies_fn_to_a_state_changed_between_its_read_and_its_write(
     entries of both older states are gone."""
     model = stock(layout, backend)
     model({"id": "a", "flavour": "vanilla", "amount": 1, "code": "old"}).set()
-    store = model._store()
-    read = store.read
+    engine = model._engine()
+    read = engine.read
     calls = []
 
-    def meddling_read(client: Any, pks: Any) -> Any:
-        result = read(client, pks)
+    def meddling_read(pks: Any, fields: Any = None) -> Any:
+        result = yield from read(pks, fields)
         if not calls:  # between our read and our write, someone else writes "a"
             calls.append(1)
             other = stock(layout, backend)
             other({"id": "a", "flavour": "lemon", "amount": 7, "code": "theirs"}).set()
         return result
 
-    monkeypatch.setattr(store, "read", meddling_read)
+    monkeypatch.setattr(engine, "read", meddling_read)
     model.update("a", lambda o: setattr(o, "flavour", "mint"))
     monkeypatch.undo()
     stored = model.match_for_pk("a")

@@ -19,8 +19,10 @@ from schematics import types
 from schematics.types import BaseType
 
 from redis_schematics import MultipleFound, NotFound, Plan, Query, patch_json
+from redis_schematics.engine import Engine
 from redis_schematics.exceptions import InvalidPrimaryKey, StrictPerformanceException
-from redis_schematics.store import CHUNK, Store
+from redis_schematics.write import CHUNK
+from tests.engine import stored
 from tests.models import ice_cream
 from tests.recorder import Recorder
 
@@ -379,13 +381,13 @@ def test_streaming_iteration_loads_in_chunks(
         [model({"id": f"{i:05d}", "flavour": "v" if i % 2 else "w", "amount_kg": i}) for i in range(n)]
     )
     batches: list[int] = []
-    load = Store.load
+    load = Engine.load
 
-    def spy(self: Store, client: Any, pks: Any, only: Any = None) -> Any:
+    def spy(self: Engine, pks: Any, only: Any = None) -> Any:
         batches.append(len(pks))
-        return load(self, client, pks, only)
+        return load(self, pks, only)
 
-    monkeypatch.setattr(Store, "load", spy)
+    monkeypatch.setattr(Engine, "load", spy)
     for query in (model.query(), model.query(flavour="v")):
         batches.clear()
         it = iter(query)
@@ -493,7 +495,7 @@ def test_discarded_pipeline_writes_nothing(model: Any, client: Any) -> None:
 
 def expire_now(model: Any, client: Any, pk: str) -> None:
     """Move the object's deadline into the past (what time would do)."""
-    client.zadd(model._store().keys.members(), {pk: 1})
+    client.zadd(model._engine().keys.members(), {pk: 1})
 
 
 def test_expired_objects_are_invisible(layout: type, client: Any, indexed: bool) -> None:
@@ -658,9 +660,9 @@ def test_custom_serializer(make: Factory, client: Any) -> None:
     obj.set()  # replacing reads the stored payload through the deserializer
     assert calls["dump"] >= 3
     assert calls["load"] >= 1
-    store = model._store()
+    store = model._engine()
     if store.layout.name in ("simple", "hash"):
-        raw = store.read(client, ["1"])[0][0]
+        raw = stored(model, ["1"])[0][0]
         assert (raw.decode() if isinstance(raw, bytes) else raw).startswith("v2|")
     assert model.match(flavour="vanilla").amount_kg == 4
     assert model.match_for_pk("1").tags == ["a"]

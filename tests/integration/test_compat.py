@@ -17,6 +17,7 @@ import pytest
 from schematics import models, types
 
 from redis_schematics import HashRedisModel, NotFound, RangeIndex, SimpleRedisModel, UniqueIndex
+from tests.engine import stored
 
 Factory = Callable[..., Any]
 
@@ -86,7 +87,7 @@ def make(old_layout: type, client: Any) -> Factory:
 
 
 def layout_name(model: Any) -> str:
-    return str(model._store().layout.name)
+    return str(model._engine().layout.name)
 
 
 def key_names(client: Any) -> set[str]:
@@ -172,9 +173,9 @@ def test_rebuild_indexes_adopts_old_data(make: Factory, client: Any, pk_in_paylo
 def test_old_data_is_untouched_by_the_rebuild(make: Factory, client: Any) -> None:
     model = make(__indexes__=INDEXES)
     write_old_rows(client, layout_name(model))
-    before = {r["id"]: model._store().read(client, [r["id"]])[0][0] for r in OLD_ROWS}
+    before = {r["id"]: stored(model, [r["id"]])[0][0] for r in OLD_ROWS}
     model.rebuild_indexes()
-    after = {r["id"]: model._store().read(client, [r["id"]])[0][0] for r in OLD_ROWS}
+    after = {r["id"]: stored(model, [r["id"]])[0][0] for r in OLD_ROWS}
     assert before == after
 
 

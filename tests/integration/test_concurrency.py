@@ -29,6 +29,7 @@ from redis_schematics import (
     UniqueViolation,
 )
 from tests.conftest import LAYOUTS, real_client
+from tests.engine import layout_read
 
 pytestmark = pytest.mark.real
 
@@ -100,13 +101,12 @@ def work(model: type, seed: int, ops: int) -> Counter[str]:
 
 def stored_codes(model: type) -> list[tuple[str, str]]:
     """(code, pk) of every stored object, read in one atomic command."""
-    store = model._store()
-    client = store.client
-    payloads = store.layout.read(client, PKS)
+    store = model._engine()
+    payloads = layout_read(model, store.settings.sync_client(), PKS)
     out = []
     for pk, payload in zip(PKS, payloads, strict=True):
         if payload is not None:
-            code = store.hydrate(pk, payload).code
+            code = store.records.hydrate(pk, payload).code
             if code is not None:
                 out.append((code, pk))
     return out

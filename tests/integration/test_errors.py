@@ -13,7 +13,6 @@ import pytest
 from schematics import types
 
 from redis_schematics import HashRedisModel, NotFound, SimpleRedisModel, UniqueIndex
-from redis_schematics import store as store_module
 from redis_schematics.exceptions import (
     CorruptPayload,
     InvalidFilterValue,
@@ -26,8 +25,9 @@ from redis_schematics.exceptions import (
     UnknownLookup,
     WriteConflict,
 )
+from redis_schematics.write import MAX_ATTEMPTS
 from tests.dbstate import db_state
-from tests.races import race_before_scripts
+from tests.races import racing
 
 Factory = Callable[..., Any]
 
@@ -90,7 +90,7 @@ def payload_shop(payload_layout: type, client: Any) -> Any:
 
 
 def write_raw(model: Any, client: Any, pk: str, payload: str, listed: bool = True) -> None:
-    store = model._store()
+    store = model._engine()
     if store.layout.name == "simple":
         client.set(store.keys.object(pk), payload)
     else:
@@ -407,9 +407,7 @@ def test_every_error_is_a_library_error() -> None:
         assert issubclass(exc, RedisSchematicsError)
 
 
-def test_a_write_that_loses_every_attempt_gives_up_with_write_conflict(
-    client: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_write_that_loses_every_attempt_gives_up_with_write_conflict(client: Any) -> None:
     """Another writer changes the object before each of our attempts: after MAX_ATTEMPTS
     attempts (waiting 0-50 ms from the third on) set() raises WriteConflict naming the pk,
     and none of its own changes is stored."""
@@ -425,16 +423,17 @@ def test_a_write_that_loses_every_attempt_gives_up_with_write_conflict(
         },
     )
     model({"id": "v2", "flavour": "mint", "n": 0}).set()
-    waits: list[float] = []
 
     def rewrite(redis_client: Any, n: int) -> None:  # another client wins every race
         redis_client.set("Contended:v2", f'{{"id":"v2","flavour":"mint","n":{n}}}')
 
-    attempts = race_before_scripts(monkeypatch, rewrite)
-    monkeypatch.setattr(store_module.time, "sleep", waits.append)
-    with pytest.raises(WriteConflict, match=r"Contended: gave up writing \['v2'\] after 50 attempt"):
+    with (
+        racing(client, rewrite) as race,
+        pytest.raises(WriteConflict, match=r"Contended: gave up writing \['v2'\] after 50 attempt"),
+    ):
         model({"id": "v2", "flavour": "fig", "n": -1}).set()
-    assert len(attempts) == store_module.MAX_ATTEMPTS == 50
+    waits = race.waits
+    assert len(race.calls) == MAX_ATTEMPTS == 50
     assert len(waits) == 48
     assert all(0 <= w <= 0.05 for w in waits)
     assert model.filter(flavour="fig") == []

@@ -15,8 +15,7 @@ import pytest
 from schematics import types
 
 from redis_schematics import NotFound, RangeIndex, SimpleRedisModel, UniqueIndex
-from redis_schematics import store as store_module
-from tests.races import race_before_scripts
+from tests.races import racing
 
 INDEXES = ("flavour", RangeIndex("kg"), UniqueIndex("code"))
 PKS = [f"p{i}" for i in range(10)]
@@ -51,13 +50,13 @@ def expire_now(model: type, *pks: str) -> None:
     """Move the deadlines of ``pks`` into the past (the payloads stay, as after a real expiry)."""
     client = model.__redis_client__
     past = server_ms(client) - 10
-    members = model._store().keys.members()
+    members = model._engine().keys.members()
     assert client.zadd(members, dict.fromkeys(pks, past), xx=True, ch=True) == len(pks)
 
 
 def keys_of(model: type) -> set[str]:
     client = model.__redis_client__
-    base = model._store().keys.base
+    base = model._engine().keys.base
     return {
         txt(k)
         for k in client.scan_iter(count=1000)
@@ -170,7 +169,7 @@ def test_purge_removes_index_entries_in_bounded_batches(layout: type, backend: A
     gone = set(before) - set(after)
     assert len(gone) == 2
     assert gone <= {"p1", "p2", "p3", "p4", "p5"}
-    members = model._store().keys.members()
+    members = model._engine().keys.members()
     assert backend.zcard(members) == 6
     assert model.purge_expired(batch=2, max_batches=1) == 2
     assert model.purge_expired() == 1
@@ -187,7 +186,7 @@ def test_purge_removes_index_entries_in_bounded_batches(layout: type, backend: A
 def stored_by_hand(model: type, pk: str) -> bool:
     """Is anything of ``pk`` physically in Redis (whatever its deadline)? Plain commands."""
     client = model.__redis_client__
-    layout = model._store().layout
+    layout = model._engine().layout
     if layout.name in ("simple", "distributed"):
         return bool(client.exists(f"Melt:{pk}"))
     if layout.name == "hash":
@@ -286,7 +285,7 @@ def test_simple_and_hash_agree_with_real_ttl(backend: Any) -> None:
 
 def test_a_reset_object_gets_a_fresh_deadline(layout: type, backend: Any) -> None:
     model = model_of(layout, backend, 60)
-    members = model._store().keys.members()
+    members = model._engine().keys.members()
     start = server_ms(backend)
     fill(model, 2)
     first = backend.zscore(members, "p0")
@@ -318,7 +317,7 @@ def test_redis_ttls_are_set(layout: type, backend: Any, indexed: bool) -> None:
     """store.py: deadlines in the members ZSET; payloads live one more period when indexes
     need them; every key a write touches lives at least as long as the objects it lists."""
     model = model_of(layout, backend, 60, indexed)
-    store = model._store()
+    store = model._engine()
     fill(model, 3)
     physical = 120_000 if indexed else 60_000
 
@@ -392,16 +391,14 @@ def thaw(client: Any) -> Any:
     )
 
 
-def test_purge_that_retries_still_removes_entries_of_an_already_expired_payload(
-    client: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_purge_that_retries_still_removes_entries_of_an_already_expired_payload(client: Any) -> None:
     """A purge needing 3+ attempts re-reads its objects; for one whose payload Redis
     already expired, the entries found without the payload must still go (review
     finding: the re-read used to replace them with nothing)."""
     model = thaw(client)
     model({"pk": "a", "flavour": "x", "note": "n"}).set()
     model({"pk": "b", "flavour": "x", "note": "n"}).set()
-    keys = model._store().keys
+    keys = model._engine().keys
     sec, usec = client.time()
     past = int(sec) * 1000 + int(usec) // 1000 - 10
     client.zadd(keys.members(), {"a": past, "b": past}, xx=True)  # both past their deadline
@@ -411,32 +408,28 @@ def test_purge_that_retries_still_removes_entries_of_an_already_expired_payload(
         if n <= 2:
             redis_client.set("Thaw:b", f'{{"pk":"b","flavour":"x","note":"{n}"}}')
 
-    calls = race_before_scripts(monkeypatch, rewrite_b)
-    monkeypatch.setattr(store_module.time, "sleep", lambda seconds: None)
-    assert model._store().purge_pks(client, ["a", "b"]) == 2
-    assert len(calls) == 3
-    monkeypatch.undo()
+    engine = model._engine()
+    with racing(client, rewrite_b) as race:
+        assert engine.sync().run(engine.purge_pks(["a", "b"])) == 2
+    assert len(race.calls) == 3
     assert not client.exists(keys.equality("flavour", "x"))
     assert model.check_indexes() == []
 
 
-def test_delete_whose_payload_expires_between_attempts_removes_its_entries(
-    client: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_delete_whose_payload_expires_between_attempts_removes_its_entries(client: Any) -> None:
     """Redis expires the payload after delete() read it and before its write: the retry
     finds no payload, and must still remove the entries the payload had."""
     model = thaw(client)
     obj = model({"pk": "a", "flavour": "x"})
     obj.set()
-    keys = model._store().keys
+    keys = model._engine().keys
 
     def expire_a(redis_client: Any, n: int) -> None:
         if n == 1:
             redis_client.delete("Thaw:a")  # its TTL ran out just now
 
-    calls = race_before_scripts(monkeypatch, expire_a)
-    obj.delete()
-    monkeypatch.undo()
-    assert len(calls) >= 2
+    with racing(client, expire_a) as race:
+        obj.delete()
+    assert len(race.calls) >= 2
     assert not client.exists(keys.equality("flavour", "x"))
     assert model.check_indexes() == []

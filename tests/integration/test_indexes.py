@@ -16,7 +16,7 @@ import pytest
 from schematics import types
 
 from redis_schematics import EqualityIndex, RangeIndex, UniqueIndex, UniqueViolation
-from redis_schematics.store import Store
+from redis_schematics.records import Records
 from tests.dbstate import db_state
 
 UTC = dt.timezone.utc
@@ -44,7 +44,7 @@ def zscores(client: Any, key: str) -> dict[str, float]:
 
 def layout_keys(model: type) -> set[str]:
     """Keys under ``Prefix#`` that the layout itself stores objects in (column hashes)."""
-    meta_keys = getattr(model._store().layout, "meta_keys", None)
+    meta_keys = getattr(model._engine().layout, "meta_keys", None)
     return set(meta_keys()) if meta_keys else set()
 
 
@@ -76,7 +76,7 @@ RANGE_FIELDS = {
 def test_default_kind_follows_the_field_type(layout: type, backend: Any) -> None:
     fields = {name: ft for name, (ft, _v) in {**EQUALITY_FIELDS, **RANGE_FIELDS}.items()}
     model = model_of(layout, backend, "Kinds", indexes=tuple(fields), **fields)
-    kinds = {index.field: type(index) for index in model._store().indexes}
+    kinds = {index.field: type(index) for index in model._engine().indexes}
     assert kinds == {
         **{name: EqualityIndex for name in EQUALITY_FIELDS},
         **{name: RangeIndex for name in RANGE_FIELDS},
@@ -370,13 +370,13 @@ def test_count_of_indexed_queries_loads_no_object(
         ]
     )
     calls = []
-    original = Store.hydrate
+    original = Records.hydrate
 
-    def counting(self: Store, pk: str, payload: Any, only: Any = None) -> Any:
+    def counting(self: Records, pk: str, payload: Any, only: Any = None) -> Any:
         calls.append(pk)
         return original(self, pk, payload, only)
 
-    monkeypatch.setattr(Store, "hydrate", counting)
+    monkeypatch.setattr(Records, "hydrate", counting)
     assert model.count(flavour="a") == 20
     assert model.count(flavour="a", kg__gte=3) == 8
     assert model.count(kg__in=[0, 4], flavour__not="a") == 8

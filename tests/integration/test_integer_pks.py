@@ -107,7 +107,7 @@ def test_small_integer_sets_are_intsets(layout: type, request: pytest.FixtureReq
         model = scoop(layout, client)
         records = {pk: record(i, pk) for i, pk in enumerate(PKS)}
         model.set_many([model(r) for r in records.values()])
-        keys = model._store().keys
+        keys = model._engine().keys
         vegan_sets = list(client.scan_iter(match=keys.equality_pattern("vegan")))
         assert len(vegan_sets) == 2
         encodings = {client.object("encoding", k) for k in [keys.members(), *vegan_sets]}

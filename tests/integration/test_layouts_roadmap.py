@@ -22,7 +22,6 @@ import redis
 from schematics import models, types
 from schematics.types import compound
 
-import redis_schematics.store as store_module
 from redis_schematics import (
     DistributedHashRedisMixin,
     DistributedHashRedisModel,
@@ -35,7 +34,9 @@ from redis_schematics import (
     transaction,
 )
 from redis_schematics.exceptions import CorruptPayload, InvalidModel, UnknownField
-from redis_schematics.store import read_state
+from redis_schematics.write import commit, read_state
+from tests.engine import layout_read, run
+from tests.races import racing
 
 Factory = Callable[..., Any]
 
@@ -86,7 +87,7 @@ def make(field_layout: type, client: Any) -> Factory:
 
 
 def is_columns(model: Any) -> bool:
-    return bool(model._store().layout.name == "distributed_hash")
+    return bool(model._engine().layout.name == "distributed_hash")
 
 
 def s(value: Any) -> str:
@@ -103,11 +104,11 @@ def hash_of(client: Any, key: str) -> dict[str, str]:
 
 def stored_fields(model: Any, client: Any, pk: str) -> dict[str, str]:
     """What Redis holds for one object: hash field (or column) -> stored text."""
-    store = model._store()
+    store = model._engine()
     if not is_columns(model):
         return hash_of(client, store.keys.object(pk))
     out = {}
-    for name in store.layout.codec.names:
+    for name in store.layout.codec.names:  # type: ignore[attr-defined]
         value = client.hget(store.keys.column(name), pk)
         if value is not None:
             out[name] = s(value)
@@ -293,7 +294,7 @@ def test_unknown_hash_fields_are_ignored_and_a_whole_write_drops_them(make: Fact
     model = make()
     obj = vanilla(model)
     obj.set()
-    store = model._store()
+    store = model._engine()
     if is_columns(model):
         client.hset(store.keys.column("legacy"), "v1", "old")  # not a column of the model
     else:
@@ -308,8 +309,8 @@ def test_hash_state_does_not_depend_on_field_order(backend: Any) -> None:
     model = factory(DistributedRedisModel, backend)(__indexes__=None)
     backend.hset("IceCream:a", mapping={"flavour": "x", "code": "y"})
     backend.hset("IceCream:b", mapping={"code": "y", "flavour": "x"})
-    layout = model._store().layout
-    first, second = layout.read(backend, ["a", "b"])
+    layout = model._engine().layout
+    first, second = layout_read(model, backend, ["a", "b"])
     assert first == second
     assert layout.decode(first) == {"flavour": "x", "code": "y"}
 
@@ -321,7 +322,7 @@ def test_partial_set_writes_one_field_and_its_index_only(make: Factory, client: 
     model = make()
     obj = vanilla(model)
     obj.set()
-    store = model._store()
+    store = model._engine()
     # Behind the library's back: another field changes in Redis. A write of "amount_kg"
     # only must not touch it.
     if is_columns(model):
@@ -492,49 +493,34 @@ def test_partial_set_of_an_expired_object_writes_it_whole(field_layout: type, ba
 # -- guards and concurrent writers ----------------------------------------------------------------
 
 
-@pytest.fixture
-def script_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of the scripts run through ``redis_schematics.store.script``."""
-    calls: list[str] = []
-    real = store_module.script
-
-    def counting(client: Any, name: str) -> Any:
-        found = real(client, name)
-
-        def run(keys: Any, args: Any, client: Any = None) -> Any:
-            calls.append(name)
-            return found(keys, args, client=client)
-
-        return run
-
-    monkeypatch.setattr(store_module, "script", counting)
-    return calls
+def item_of(model: Any, obj: Any, only: tuple[str, ...] | None = None) -> Any:
+    """The write of ``obj`` (of just the fields ``only``), not sent yet."""
+    (item,) = model._engine().writes.items([obj], only)
+    return item
 
 
-def test_the_read_state_is_the_guard_state(make: Factory, client: Any, script_calls: list[str]) -> None:
+def test_the_read_state_is_the_guard_state(make: Factory, client: Any) -> None:
     """A write computed from a read applies in one script call: the state read returns
     is exactly what the guard in apply_write.lua recomputes."""
     model = make()
     obj = vanilla(model, note="\0x", tags=["ç"])
     obj.set()
-    store = model._store()
-    item = store.prepare(vanilla(model, flavour="mint"))
-    read_state(client, [item])
+    item = item_of(model, vanilla(model, flavour="mint"))
+    run(model, read_state([item]))
     assert item.expected is not None
-    script_calls.clear()
-    store.commit(client, [item])
-    assert script_calls == ["apply_write"]
+    with racing(client) as race:
+        run(model, commit([item]))
+    assert race.names == ["apply_write"]
     assert model.match_for_pk("v1").flavour == "mint"
 
 
 def test_a_concurrent_change_is_caught_by_the_guard(make: Factory, client: Any) -> None:
     model = make()
     vanilla(model).set()
-    store = model._store()
-    item = store.prepare(vanilla(model, flavour="chocolate"))
-    read_state(client, [item])  # sees vanilla
+    item = item_of(model, vanilla(model, flavour="chocolate"))
+    run(model, read_state([item]))  # sees vanilla
     vanilla(model, flavour="mint").set()  # another writer, between read and write
-    store.commit(client, [item])  # the guard fails, the write is redone on "mint"
+    run(model, commit([item]))  # the guard fails, the write is redone on "mint"
     assert model.match_for_pk("v1").flavour == "chocolate"
     assert model.filter(flavour="mint") == []
     assert model.filter(flavour="vanilla") == []
@@ -554,22 +540,17 @@ def test_a_concurrent_change_fails_a_queued_write(make: Factory, client: Any) ->
     assert model.check_indexes() == []
 
 
-def test_concurrent_partial_writes_of_different_fields_both_land(
-    make: Factory, client: Any, script_calls: list[str]
-) -> None:
+def test_concurrent_partial_writes_of_different_fields_both_land(make: Factory, client: Any) -> None:
     """A partial write guards only its own fields: another field written between its read
     and its write does not even make it retry."""
     model = make()
     vanilla(model).set()
-    store = model._store()
-    b = vanilla(model, flavour="mint")
-    item = store.prepare(b)
-    store.partial(item, b, ("flavour",))
-    read_state(client, [item])
+    item = item_of(model, vanilla(model, flavour="mint"), ("flavour",))
+    run(model, read_state([item]))
     vanilla(model, amount_kg=2).set(only=["amount_kg"])  # lands between b's read and write
-    script_calls.clear()
-    store.commit(client, [item])
-    assert script_calls == ["apply_write"]
+    with racing(client) as race:
+        run(model, commit([item]))
+    assert race.names == ["apply_write"]
     loaded = model.match_for_pk("v1")
     assert (loaded.amount_kg, loaded.flavour) == (2, "mint")
     assert model.check_indexes() == []
@@ -578,13 +559,10 @@ def test_concurrent_partial_writes_of_different_fields_both_land(
 def test_a_partial_write_retries_when_its_own_field_changed(make: Factory, client: Any) -> None:
     model = make()
     vanilla(model).set()
-    store = model._store()
-    b = vanilla(model, flavour="mint")
-    item = store.prepare(b)
-    store.partial(item, b, ("flavour",))
-    read_state(client, [item])  # sees vanilla
+    item = item_of(model, vanilla(model, flavour="mint"), ("flavour",))
+    run(model, read_state([item]))  # sees vanilla
     vanilla(model, flavour="chocolate").set(only=["flavour"])  # the same field, meanwhile
-    store.commit(client, [item])  # the guard fails; the retry removes "chocolate", not "vanilla"
+    run(model, commit([item]))  # the guard fails; the retry removes "chocolate", not "vanilla"
     assert model.match_for_pk("v1").flavour == "mint"
     assert model.filter(flavour="chocolate") == []
     assert model.check_indexes() == []
@@ -593,13 +571,11 @@ def test_a_partial_write_retries_when_its_own_field_changed(make: Factory, clien
 def test_a_partial_write_rewrites_an_object_deleted_meanwhile(make: Factory, client: Any) -> None:
     model = make()
     vanilla(model).set()
-    store = model._store()
     b = vanilla(model, amount_kg=5)
-    item = store.prepare(b)
-    store.partial(item, b, ("amount_kg",))
-    read_state(client, [item])
+    item = item_of(model, b, ("amount_kg",))
+    run(model, read_state([item]))
     model.delete_many(["v1"])  # between the read and the write
-    store.commit(client, [item])  # the object is written whole again
+    run(model, commit([item]))  # the object is written whole again
     assert model.match_for_pk("v1").to_primitive() == b.to_primitive()
     assert model.check_indexes() == []
 
@@ -618,7 +594,7 @@ def test_check_and_rebuild_keep_the_columns(make: Factory, client: Any) -> None:
 
 def test_rebuild_adopts_objects_written_without_the_library(make: Factory, client: Any) -> None:
     model = make()
-    store = model._store()
+    store = model._engine()
     if is_columns(model):
         for name, value in {"id": "z9", "flavour": "vanilla", "amount_kg": "3"}.items():
             client.hset(store.keys.column(name), "z9", value)
@@ -636,7 +612,7 @@ def test_a_corrupt_value_names_the_object(make: Factory, client: Any) -> None:
     model = make()
     vanilla(model).set()
     vanilla(model, id="v2", code="X2").set()
-    store = model._store()
+    store = model._engine()
     if is_columns(model):
         client.hset(store.keys.column("amount_kg"), "v1", "not json")
     else:

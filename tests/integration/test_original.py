@@ -10,6 +10,7 @@ import pytest
 from schematics import types
 
 from redis_schematics import NotFound
+from tests.engine import layout_read
 
 
 @pytest.fixture
@@ -36,20 +37,20 @@ def schema(model: type) -> Any:
 
 
 def raw_value(model: type, client: Any) -> Any:
-    layout = model._store().layout.name
+    layout = model._engine().layout.name
     if layout == "simple":
         return client.get("TestModel:123")
     if layout == "hash":
         return client.hget("TestModel", "TestModel:123")
     # the field layouts store no JSON payload: their stored state, None when absent
-    return model._store().layout.read(client, ["123"])[0]
+    return layout_read(model, client, ["123"])[0]
 
 
 def stored(model: type, client: Any) -> Any:
-    store = model._store()
+    store = model._engine()
     if store.layout.name in ("simple", "hash"):
         return json.loads(raw_value(model, client))
-    return store.deserialize(raw_value(model, client))
+    return store.layout.decode(raw_value(model, client))
 
 
 def test_set(model: type, client: Any, schema: Any) -> None:

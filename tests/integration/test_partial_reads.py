@@ -20,6 +20,7 @@ from schematics import types
 
 from redis_schematics import DistributedHashRedisModel, DistributedRedisModel, NotFound, transaction
 from redis_schematics.exceptions import PartiallyLoaded, UnknownField
+from redis_schematics.io import sync_driver
 from tests.dbstate import db_state
 from tests.models import ice_cream
 
@@ -79,7 +80,7 @@ def test_only_of_a_missing_object_is_not_found(layout: type, client: Any) -> Non
 
 def test_only_of_an_expired_object_is_not_found(layout: type, client: Any) -> None:
     model = stored(layout, client, expire=60)
-    client.zadd(model._store().keys.members(), {"v1": 1})  # its deadline: long past
+    client.zadd(model._engine().keys.members(), {"v1": 1})  # its deadline: long past
     with pytest.raises(NotFound):
         model.match_for_pk("v1", only=["flavour"])
     assert model.match_for_pk("c1", only=["flavour"]).flavour == "chocolate"
@@ -177,7 +178,7 @@ def test_refresh_makes_a_partial_object_whole(layout: type, client: Any) -> None
 def test_field_layouts_read_only_the_fields_asked(base: type, client: Any) -> None:
     """A value that cannot be decoded breaks a whole read, not a read that skips it."""
     model = stored(base, client)
-    keys = model._store().keys
+    keys = model._engine().keys
     if base is DistributedRedisModel:
         client.hset(keys.object("v1"), "amount_kg", "{not json")
     else:
@@ -193,8 +194,8 @@ def test_column_layout_tells_a_stored_object_from_a_missing_one(client: Any) -> 
     (the other columns are asked), and still misses one that is not stored."""
     model = ice_cream(DistributedHashRedisModel, client, indexed=False)
     model({"id": "e1", "flavour": "x"}).set()
-    layout = model._store().layout
-    states = layout.read(client, ["e1", "zz"], ["price", "code"])
+    layout = model._engine().layout
+    states = sync_driver(client).handle(layout.read(["e1", "zz"], ["price", "code"]))
     assert states[0] is not None
     assert states[1] is None
     assert layout.decode(states[0], ["price", "code"]) == {"price": None, "code": None}

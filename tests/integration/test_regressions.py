@@ -31,6 +31,7 @@ from redis_schematics.exceptions import (
     UniqueViolation,
 )
 from tests.conftest import real_client
+from tests.engine import stored
 from tests.models import ice_cream
 from tests.recorder import Recorder
 
@@ -65,7 +66,7 @@ def make_old(request: pytest.FixtureRequest, client: Any) -> Factory:
 
 def stored_payload(model: Any, client: Any, pk: str) -> Any:
     """What the layout stores for ``pk`` (None when nothing)."""
-    return model._store().read(client, [pk])[0][0]
+    return stored(model, [pk])[0][0]
 
 
 def key_names(client: Any) -> set[str]:
@@ -157,7 +158,7 @@ def test_old_objects_without_members_are_found_by_escaped_scan(make_old: Factory
     """delete_all/rebuild_indexes SCAN for 0.3.x objects: the pattern must not be a glob."""
     mix, mix_two = mix_models(make_old)
     for model, pks in ((mix, ["*", "[ab]", "a"]), (mix_two, ["1", "*"])):
-        store = model._store()
+        store = model._engine()
         for pk in pks:
             payload = json.dumps({"id": pk, "flavour": "old", "pk": None})
             if store.layout.name == "simple":
@@ -443,7 +444,7 @@ def test_invalid_primary_key_has_a_message(shop: Any) -> None:
 def test_corrupt_payload_names_the_key(make_old: Factory, client: Any) -> None:
     shop = make_old("Shop", id=types.StringType())
     shop({"id": "1"}).set()
-    if shop._store().layout.name == "simple":
+    if shop._engine().layout.name == "simple":
         client.set("Shop:1", "{not json")
     else:
         client.hset("Shop", "Shop:1", "{not json")

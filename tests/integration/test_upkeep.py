@@ -77,7 +77,7 @@ def index_state(client: Any) -> dict[str, Any]:
 def write_payload(model: type, client: Any, pk: str, data: dict[str, Any]) -> None:
     """Write an object's stored form with plain commands, bypassing the library: no
     members entry, no index entry (as the 0.3.x library or a stray script would)."""
-    name = model._store().layout.name
+    name = model._engine().layout.name
     if name == "simple":
         client.set(f"Up:{pk}", json.dumps({"pk": pk, **data}))
     elif name == "hash":

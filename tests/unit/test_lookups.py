@@ -76,7 +76,7 @@ class Shop(SimpleRedisModel):
     extra = types.DictType(types.StringType())
 
 
-FIELDS = Shop._store().fields
+FIELDS = Shop._engine().fields
 
 
 def parse(**kwargs: Any) -> tuple[Condition, ...]:

@@ -46,7 +46,7 @@ def make(base: type = SimpleRedisModel, name: str = "Shop", **settings: Any) -> 
 
 
 def kinds(model: Any) -> list[tuple[str, str]]:
-    return [(type(i).__name__, i.field) for i in model._store().indexes]
+    return [(type(i).__name__, i.field) for i in model._engine().indexes]
 
 
 # -- defaults -----------------------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def test_two_kinds_on_one_field_are_allowed() -> None:
 
 def test_indexes_are_bound_to_the_model_keys() -> None:
     model = make(__prefix__="Store7", __indexes__=("amount", "flavour", UniqueIndex("email")))
-    amount, flavour, email = model._store().indexes
+    amount, flavour, email = model._engine().indexes
     assert amount.key == "Store7#range:amount"
     assert flavour.key_for("x") == "Store7#eq:flavour:x"
     assert email.key == "Store7#unique:email"
@@ -101,8 +101,8 @@ def test_declared_index_objects_are_not_mutated() -> None:
     a = make(name="A", __indexes__=(shared,))
     b = make(name="B", __indexes__=(shared,))
     assert shared.keys is None
-    assert a._store().indexes[0].key == "A#range:amount"
-    assert b._store().indexes[0].key == "B#range:amount"
+    assert a._engine().indexes[0].key == "A#range:amount"
+    assert b._engine().indexes[0].key == "B#range:amount"
 
 
 # -- __indexes__ errors -----------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def test_subclass_gets_its_own_checked_settings() -> None:
     child = type(parent)("Child", (parent,), {"__indexes__": ("amount",)})
     assert kinds(parent) == [("EqualityIndex", "flavour")]
     assert kinds(child) == [("RangeIndex", "amount")]
-    assert child._store().keys.prefix == "Child"
+    assert child._engine().keys.prefix == "Child"
     with pytest.raises(ConfigurationError, match="Child"):
         type(parent)("Child", (parent,), {"__indexes__": ("nope",)})
 
@@ -202,8 +202,8 @@ def test_subclass_gets_its_own_checked_settings() -> None:
 
 
 def test_prefix_defaults_to_class_name() -> None:
-    assert make(name="IceCream")._store().keys.object("1") == "IceCream:1"
-    assert make(name="IceCream", __prefix__="Gelato")._store().keys.object("1") == "Gelato:1"
+    assert make(name="IceCream")._engine().keys.object("1") == "IceCream:1"
+    assert make(name="IceCream", __prefix__="Gelato")._engine().keys.object("1") == "Gelato:1"
 
 
 @pytest.mark.parametrize("prefix", ["Ice#Cream", "{Ice}", "Ice}"])
@@ -227,9 +227,9 @@ def test_bad_expire(expire: Any) -> None:
 
 
 def test_expire_in_seconds() -> None:
-    assert make(__expire__=2)._store().ttl_ms == 2000
-    assert make(__expire__=0.5)._store().ttl_ms == 500
-    assert make(__expire__=None)._store().ttl_ms is None
+    assert make(__expire__=2)._engine().ttl_ms == 2000
+    assert make(__expire__=0.5)._engine().ttl_ms == 500
+    assert make(__expire__=None)._engine().ttl_ms is None
 
 
 @pytest.mark.parametrize("attr", ["__unique_together__", "__unique_args__"])
@@ -242,7 +242,7 @@ def test_unique_together_fields_must_exist(attr: str) -> None:
 
 @pytest.mark.parametrize("attr", ["__unique_together__", "__unique_args__"])
 def test_unique_together_spellings(attr: str) -> None:
-    store = make(**{attr: ("flavour", "amount")})._store()
+    store = make(**{attr: ("flavour", "amount")})._engine()
     assert store.unique_together == ("flavour", "amount")
     assert store.pk_from_conditions({"flavour": "v", "amount": 3}) == "v.3"
 
@@ -255,7 +255,7 @@ def test_mixin_without_layout_is_refused_when_used() -> None:
         x = types.IntType()
 
     with pytest.raises(ConfigurationError, match="layout"):
-        Abstract._store()
+        Abstract._engine()
 
 
 def test_missing_client_is_a_clear_error() -> None:

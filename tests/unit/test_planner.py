@@ -28,7 +28,7 @@ from redis_schematics.lookups import (
     LessThanOrEqual,
     Not,
 )
-from redis_schematics.query import plan
+from redis_schematics.planner import plan
 
 UTC = dt.timezone.utc
 
@@ -448,9 +448,9 @@ def test_order_by_compound_field_is_refused() -> None:
 
 
 def test_plan_function_matches_explain() -> None:
-    store = IceCream._store()
+    store = IceCream._engine()
     q = IceCream.query(flavour="v", price=2).order_by("amount_kg")
-    assert plan(store, q.conditions, q.order) == q.explain()
+    assert plan(store.settings, q.conditions, q.order) == q.explain()
 
 
 def test_plan_str() -> None:

@@ -1,0 +1,101 @@
+"""The async driver: runs the same flows with a ``redis.asyncio.Redis`` (or
+``fakeredis.FakeAsyncRedis``). It differs from the sync driver only where it awaits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+from redis.exceptions import NoScriptError
+
+from redis_schematics.io.base import checked, command_args, missing_script, not_a_request, scripts_of
+from redis_schematics.io.requests import Command, Emit, Flow, Pipeline, Queue, Request, RunScript, Sleep
+from redis_schematics.io.scripts import script
+
+T = TypeVar("T")
+
+
+class AsyncDriver:
+    """Runs flows on one async client, awaiting each request."""
+
+    is_async = True
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def run(self, flow: Flow[T]) -> T:
+        """Run ``flow`` to its result; an I/O error is thrown into it where it asked."""
+        handle = self.handle
+        reply: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                request = flow.send(reply) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            try:
+                reply, error = await handle(request), None
+            except Exception as exc:
+                reply, error = None, exc
+
+    async def iterate(self, flow: Flow[Any]) -> AsyncIterator[Any]:
+        """The items a streaming flow emits, as they come."""
+        handle = self.handle
+        reply: Any = None
+        error: Exception | None = None
+        try:
+            while True:
+                try:
+                    request = flow.send(reply) if error is None else flow.throw(error)
+                except StopIteration:
+                    return
+                if type(request) is Emit:
+                    for item in request.items:
+                        yield item
+                    reply = None
+                    continue
+                try:
+                    reply, error = await handle(request), None
+                except Exception as exc:
+                    reply, error = None, exc
+        finally:
+            flow.close()
+
+    async def handle(self, request: Request) -> Any:
+        """Send one request; its reply."""
+        if isinstance(request, Command | RunScript):
+            return await self._send(request)
+        if isinstance(request, Pipeline):
+            return await self._pipeline(request)
+        if isinstance(request, Sleep):
+            # also for 0 seconds: a long load lets other tasks run between its batches
+            await asyncio.sleep(request.seconds)
+            return None
+        if isinstance(request, Queue):
+            call = request.script
+            queue_on = request.pipeline.register_script(script(call.name).source)
+            return await queue_on(call.keys, call.args)
+        raise not_a_request(request)
+
+    async def _send(self, request: Command | RunScript) -> Any:
+        args = command_args(request)
+        try:
+            return await self.client.execute_command(*args)
+        except NoScriptError:
+            assert isinstance(request, RunScript)
+            await self.client.execute_command("SCRIPT LOAD", script(request.name).source)
+            return await self.client.execute_command(*args)
+
+    async def _pipeline(self, request: Pipeline) -> list[Any]:
+        for _attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for part in request.requests:
+                pipe.execute_command(*command_args(part))
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            if not missing_script(replies):
+                break
+            for found in scripts_of(request):  # reads only: sending them again is safe
+                await self.client.execute_command("SCRIPT LOAD", found.source)
+        return checked(replies)

@@ -1,0 +1,101 @@
+"""The sync driver: runs flows with a ``redis.Redis`` (or ``fakeredis.FakeRedis``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+from redis.exceptions import NoScriptError
+
+from redis_schematics.io.base import checked, command_args, missing_script, not_a_request, scripts_of
+from redis_schematics.io.requests import Command, Emit, Flow, Pipeline, Queue, Request, RunScript, Sleep
+from redis_schematics.io.scripts import script
+
+T = TypeVar("T")
+
+
+class SyncDriver:
+    """Runs flows on one sync client: each request one ``execute_command`` (or one
+    pipeline) on it. The only place, with :class:`~redis_schematics.io.aio.AsyncDriver`,
+    that holds a client."""
+
+    is_async = False
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def run(self, flow: Flow[T]) -> T:
+        """Run ``flow`` to its result; an I/O error is thrown into it where it asked."""
+        handle = self.handle
+        reply: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                request = flow.send(reply) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            try:
+                reply, error = handle(request), None
+            except Exception as exc:
+                reply, error = None, exc
+
+    def iterate(self, flow: Flow[Any]) -> Iterator[Any]:
+        """The items a streaming flow emits, as they come."""
+        handle = self.handle
+        reply: Any = None
+        error: Exception | None = None
+        try:
+            while True:
+                try:
+                    request = flow.send(reply) if error is None else flow.throw(error)
+                except StopIteration:
+                    return
+                if type(request) is Emit:
+                    yield from request.items
+                    reply = None
+                    continue
+                try:
+                    reply, error = handle(request), None
+                except Exception as exc:
+                    reply, error = None, exc
+        finally:
+            flow.close()
+
+    def handle(self, request: Request) -> Any:
+        """Send one request; its reply."""
+        if isinstance(request, Command | RunScript):
+            return self._send(request)
+        if isinstance(request, Pipeline):
+            return self._pipeline(request)
+        if isinstance(request, Sleep):
+            if request.seconds > 0:
+                time.sleep(request.seconds)
+            return None
+        if isinstance(request, Queue):
+            call = request.script
+            queue_on = request.pipeline.register_script(script(call.name).source)
+            return queue_on(call.keys, call.args)
+        raise not_a_request(request)
+
+    def _send(self, request: Command | RunScript) -> Any:
+        args = command_args(request)
+        try:
+            return self.client.execute_command(*args)
+        except NoScriptError:
+            assert isinstance(request, RunScript)
+            self.client.execute_command("SCRIPT LOAD", script(request.name).source)
+            return self.client.execute_command(*args)
+
+    def _pipeline(self, request: Pipeline) -> list[Any]:
+        for _attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for part in request.requests:
+                pipe.execute_command(*command_args(part))
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+            if not missing_script(replies):
+                break
+            for found in scripts_of(request):  # reads only: sending them again is safe
+                self.client.execute_command("SCRIPT LOAD", found.source)
+        return checked(replies)

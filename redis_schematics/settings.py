@@ -1,0 +1,242 @@
+"""A model's settings, read once from its dunder attributes when the class is created.
+
+:class:`Settings` is peewee's ``Metadata`` for us: every ``__prefix__``, ``__expire__``,
+``__unique_together__``, ``__indexes__``, ``__strict_performance__`` and
+``__serializer__`` / ``__deserializer__`` is checked and frozen here, and nothing else in
+the library reads them. The clients are the exception, by design: ``__redis_client__``
+and ``__redis_async_client__`` are looked up on every call (through
+:meth:`Settings.sync_client` / :meth:`Settings.async_client`), so they may be assigned
+after the class is created, or be zero-argument callables returning the client (resolved
+per call, so no event-loop-bound client is made at import time).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from schematics.types import BaseType, DateTimeType, DateType, NumberType
+
+from redis_schematics import serializers
+from redis_schematics.exceptions import ConfigurationError
+from redis_schematics.indexes import BaseIndex, EqualityIndex, Index, RangeIndex, UniqueIndex
+from redis_schematics.io import is_async_client
+from redis_schematics.keys import KeySpace
+from redis_schematics.lookups import COMPOUND_TYPES
+
+RANGE_TYPES = (NumberType, DateType, DateTimeType)
+
+_PREFIXES: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
+
+
+def _claim_prefix(model: type, prefix: str) -> None:
+    """Refuse a prefix that is another live model's prefix followed by ':' (or the reverse).
+
+    Object keys are ``Prefix:pk``, so ``Shop`` and ``Shop:Order`` would share keys: an
+    order would also be a shop whose pk starts with "Order:".
+    """
+    for other, other_model in list(_PREFIXES.items()):
+        if other != prefix and (other.startswith(prefix + ":") or prefix.startswith(other + ":")):
+            msg = (
+                f"{model.__name__}.__prefix__ {prefix!r} would share keys with {other_model.__name__} "
+                f"(prefix {other!r}): objects of one would be read as objects of the other. Choose "
+                "prefixes where neither is the other followed by ':'."
+            )
+            raise ConfigurationError(msg)
+    _PREFIXES[prefix] = model
+
+
+def resolve_indexes(model: str, fields: Mapping[str, Any], spec: Any, keys: KeySpace) -> tuple[Index, ...]:
+    """Check ``__indexes__`` and bind each index to the model's key space."""
+    if spec is None:
+        return ()
+    if isinstance(spec, str | BaseIndex):
+        spec = (spec,)
+    found: list[Index] = []
+    for item in spec:
+        if isinstance(item, str):
+            if item not in fields:
+                msg = f"{model}.__indexes__ names {item!r}, which is not a field of {model}."
+                raise ConfigurationError(msg)
+            cls: type[Index] = RangeIndex if isinstance(fields[item], RANGE_TYPES) else EqualityIndex
+            index: Index = cls(item)
+        elif isinstance(item, EqualityIndex | RangeIndex | UniqueIndex):
+            index = item
+        else:
+            msg = (
+                f"{model}.__indexes__ holds {item!r}; use field names or "
+                "EqualityIndex/RangeIndex/UniqueIndex objects."
+            )
+            raise ConfigurationError(msg)
+        if index.field not in fields:
+            msg = f"{model}.__indexes__: {index.describe()} names no field of {model}."
+            raise ConfigurationError(msg)
+        field_type = fields[index.field]
+        type_name = type(field_type).__name__
+        if isinstance(field_type, COMPOUND_TYPES):
+            msg = f"{model}.{index.field} is a {type_name}; list, dict and model fields cannot be indexed."
+            raise ConfigurationError(msg)
+        if isinstance(index, RangeIndex) and not isinstance(field_type, RANGE_TYPES):
+            msg = (
+                f"{model}.__indexes__: RangeIndex cannot serve {index.field} ({type_name}); "
+                "it needs a number, date or datetime field. Use EqualityIndex."
+            )
+            raise ConfigurationError(msg)
+        if any(type(other) is type(index) and other.field == index.field for other in found):
+            msg = f"{model}.__indexes__ declares {index.describe()} twice."
+            raise ConfigurationError(msg)
+        found.append(index.bound(keys))
+    return tuple(found)
+
+
+def _prefix_of(model: type) -> str:
+    prefix = model.__dict__.get("__prefix__", None)
+    if prefix is None:
+        prefix = getattr(model, "__prefix__", None)
+    if not isinstance(prefix, str):  # the original declared it as a property
+        prefix = model.__name__
+    return prefix
+
+
+def _resolve(found: Any) -> Any:
+    """A client setting's client: the value itself, or what a zero-argument callable
+    returns (anything callable without ``execute_command`` is taken as a factory)."""
+    if found is not None and not hasattr(found, "execute_command") and callable(found):
+        return found()
+    return found
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the dunder attributes of one model class say, checked."""
+
+    model: type
+    name: str
+    fields: Mapping[str, BaseType]
+    #: field name -> its name in ``to_primitive()`` (``serialized_name`` or the name)
+    primitive_names: Mapping[str, str]
+    keys: KeySpace
+    #: ``__expire__`` in ms (None: never)
+    ttl_ms: int | None
+    #: how long Redis keeps a payload: one more ``__expire__`` past the deadline when
+    #: indexes need it to find the object's entries (see ``docs/layouts.md``)
+    physical_ms: int | None
+    unique_together: tuple[str, ...]
+    strict: bool
+    indexes: tuple[Index, ...]
+    #: the fields some index covers, each once, in declaration order
+    indexed_fields: tuple[str, ...]
+    serializer: Callable[[Any], Any]
+    deserializer: Callable[[Any], Any]
+
+    @property
+    def expiring(self) -> bool:
+        """Does the model have ``__expire__``?"""
+        return self.ttl_ms is not None
+
+    @classmethod
+    def of(cls, model: type) -> Settings:
+        """Read and check the settings of ``model`` (no I/O).
+
+        Raises:
+            ConfigurationError: a setting cannot work; the message names it and the fix.
+        """
+        name = model.__name__
+        fields: dict[str, BaseType] = dict(model.fields)  # type: ignore[attr-defined]
+        prefix = _prefix_of(model)
+        try:
+            keys = KeySpace(prefix)
+        except ConfigurationError as exc:
+            msg = f"{name}: {exc}"
+            raise ConfigurationError(msg) from exc
+        _claim_prefix(model, prefix)
+        expire = getattr(model, "__expire__", None)
+        if expire is not None and (not isinstance(expire, int | float) or expire <= 0):
+            msg = f"{name}.__expire__ must be a positive number of seconds or None, not {expire!r}."
+            raise ConfigurationError(msg)
+        ttl_ms = None if expire is None else max(1, int(expire * 1000))
+        together = getattr(model, "__unique_together__", None) or getattr(model, "__unique_args__", None)
+        if isinstance(together, str):
+            together = (together,)
+        unique_together = tuple(together or ())
+        for field in unique_together:
+            if field not in fields:
+                msg = f"{name}.__unique_together__ names {field!r}, which is not a field."
+                raise ConfigurationError(msg)
+        indexes = resolve_indexes(name, fields, getattr(model, "__indexes__", None), keys)
+        deserializer = model.__deserializer__  # type: ignore[attr-defined]
+        if deserializer is serializers.loads:
+            deserializer = serializers.LOADS  # what it calls: one Python call less per object
+        return cls(
+            model=model,
+            name=name,
+            fields=fields,
+            primitive_names={n: (f.serialized_name or n) for n, f in fields.items()},
+            keys=keys,
+            ttl_ms=ttl_ms,
+            physical_ms=None if ttl_ms is None else ttl_ms * (2 if indexes else 1),
+            unique_together=unique_together,
+            strict=bool(getattr(model, "__strict_performance__", False)),
+            indexes=indexes,
+            indexed_fields=tuple(dict.fromkeys(i.field for i in indexes)),
+            serializer=model.__serializer__,  # type: ignore[attr-defined]
+            deserializer=deserializer,
+        )
+
+    # -- clients, looked up on every call -------------------------------------------------
+    def sync_client(self) -> Any:
+        """The client of the sync methods: ``__redis_client__`` (or what it returns).
+
+        Raises:
+            ConfigurationError: it is not set, or it is an asyncio client.
+        """
+        client = _resolve(getattr(self.model, "__redis_client__", None))
+        if client is None:
+            msg = (
+                f"{self.name}.__redis_client__ is not set; assign a redis.Redis (or fakeredis) client to it."
+            )
+            if getattr(self.model, "__redis_async_client__", None) is not None:
+                msg = (
+                    f"{self.name} has only an async client (__redis_async_client__): sync methods need "
+                    f"a redis.Redis in {self.name}.__redis_client__; or call the async twin "
+                    "(aset, afilter, amatch_for_pk, ...)."
+                )
+            raise ConfigurationError(msg)
+        if is_async_client(client):
+            msg = (
+                f"{self.name}.__redis_client__ is an asyncio client ({type(client).__name__}), which "
+                f"sync methods cannot use: call the async twin (aset, afilter, amatch_for_pk, ...), "
+                f"or put a redis.Redis in {self.name}.__redis_client__ and the asyncio client in "
+                f"{self.name}.__redis_async_client__."
+            )
+            raise ConfigurationError(msg)
+        return client
+
+    def async_client(self) -> Any:
+        """The client of the async methods: ``__redis_async_client__``, else an asyncio
+        ``__redis_client__`` (either may be a callable returning it).
+
+        Raises:
+            ConfigurationError: no asyncio client is set.
+        """
+        client = _resolve(getattr(self.model, "__redis_async_client__", None))
+        if client is None:
+            sync = _resolve(getattr(self.model, "__redis_client__", None))
+            if sync is not None and is_async_client(sync):
+                return sync
+            have = "is not set" if sync is None else f"is a sync client ({type(sync).__name__})"
+            msg = (
+                f"{self.name}.__redis_async_client__ is not set and {self.name}.__redis_client__ "
+                f"{have}: async methods need a redis.asyncio.Redis (or fakeredis.FakeAsyncRedis) "
+                f"in {self.name}.__redis_async_client__, or a zero-argument callable returning one."
+            )
+            raise ConfigurationError(msg)
+        if not is_async_client(client):
+            msg = (
+                f"{self.name}.__redis_async_client__ is a sync client ({type(client).__name__}); "
+                "assign a redis.asyncio.Redis (or fakeredis.FakeAsyncRedis) to it."
+            )
+            raise ConfigurationError(msg)
+        return client
