@@ -23,6 +23,7 @@ from redis_schematics import (
     HashRedisModel,
     SimpleRedisModel,
 )
+from tests.asyncmode import async_api
 
 DEFAULT_URL = "redis://127.0.0.1:6379/15"
 
@@ -67,38 +68,48 @@ def real_client(config: pytest.Config, decode: bool = False) -> redis.Redis:
 
 
 def make_client(request: pytest.FixtureRequest, kind: str) -> Iterator[Any]:
+    """A flushed sync client of ``kind``; for the ``-async`` kinds the test's sync API
+    calls run through the async twins meanwhile (tests/asyncmode.py)."""
     decode = kind.endswith("-str")
-    if kind.startswith("fake"):
-        client = fakeredis.FakeRedis(decode_responses=decode)
-        yield client
-        client.close()
-    else:
+    client = fakeredis.FakeRedis(decode_responses=decode) if kind.startswith("fake") else None
+    if client is None:
         client = real_client(request.config, decode)
-        yield client
-        client.flushdb()
+    try:
+        if kind.endswith("-async"):
+            with async_api(request.getfixturevalue("monkeypatch")):
+                yield client
+        else:
+            yield client
+    finally:
+        if not kind.startswith("fake"):
+            client.flushdb()
         client.close()
 
 
 CLIENT_KINDS = [
     pytest.param("fake", marks=pytest.mark.fake),
     pytest.param("fake-str", marks=pytest.mark.fake),
+    pytest.param("fake-async", marks=[pytest.mark.fake, pytest.mark.asyncapi]),
     pytest.param("real", marks=pytest.mark.real),
     pytest.param("real-str", marks=pytest.mark.real),
+    pytest.param("real-async", marks=[pytest.mark.real, pytest.mark.asyncapi]),
+]
+BACKEND_KINDS = [
+    pytest.param("fake", marks=pytest.mark.fake),
+    pytest.param("fake-async", marks=[pytest.mark.fake, pytest.mark.asyncapi]),
+    pytest.param("real", marks=pytest.mark.real),
+    pytest.param("real-async", marks=[pytest.mark.real, pytest.mark.asyncapi]),
 ]
 
 
 @pytest.fixture(params=CLIENT_KINDS)
 def client(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A flushed Redis client: fakeredis or the real server, bytes or str replies."""
+    """A flushed Redis client: fakeredis or the real server, bytes or str replies, or
+    bytes replies with every sync API call served by its async twin."""
     yield from make_client(request, request.param)
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("fake", marks=pytest.mark.fake),
-        pytest.param("real", marks=pytest.mark.real),
-    ]
-)
+@pytest.fixture(params=BACKEND_KINDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
     """Like ``client`` but bytes replies only: for the slower tests."""
     yield from make_client(request, request.param)
