@@ -103,7 +103,8 @@ def _prefix_of(model: type) -> str:
 def _resolve(found: Any) -> Any:
     """A client setting's client: the value itself, or what a zero-argument callable
     returns (anything callable without ``execute_command`` is taken as a factory)."""
-    if found is not None and not hasattr(found, "execute_command") and callable(found):
+    # callable() looks at the type only, so a client is never touched here
+    if found is not None and callable(found) and not hasattr(found, "execute_command"):
         return found()
     return found
 

@@ -227,9 +227,9 @@ def test_bad_expire(expire: Any) -> None:
 
 
 def test_expire_in_seconds() -> None:
-    assert make(__expire__=2)._engine().ttl_ms == 2000
-    assert make(__expire__=0.5)._engine().ttl_ms == 500
-    assert make(__expire__=None)._engine().ttl_ms is None
+    assert make(__expire__=2)._engine().settings.ttl_ms == 2000
+    assert make(__expire__=0.5)._engine().settings.ttl_ms == 500
+    assert make(__expire__=None)._engine().settings.ttl_ms is None
 
 
 @pytest.mark.parametrize("attr", ["__unique_together__", "__unique_args__"])
@@ -243,8 +243,8 @@ def test_unique_together_fields_must_exist(attr: str) -> None:
 @pytest.mark.parametrize("attr", ["__unique_together__", "__unique_args__"])
 def test_unique_together_spellings(attr: str) -> None:
     store = make(**{attr: ("flavour", "amount")})._engine()
-    assert store.unique_together == ("flavour", "amount")
-    assert store.pk_from_conditions({"flavour": "v", "amount": 3}) == "v.3"
+    assert store.settings.unique_together == ("flavour", "amount")
+    assert store.records.pk_from_conditions({"flavour": "v", "amount": 3}) == "v.3"
 
 
 def test_mixin_without_layout_is_refused_when_used() -> None:
