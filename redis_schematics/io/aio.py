@@ -65,8 +65,10 @@ class AsyncDriver:
 
     async def handle(self, request: Request) -> Any:
         """Send one request; its reply."""
-        if isinstance(request, Command | RunScript):
-            return await self._send(request)
+        if type(request) is Command:  # the common case first
+            return await self.client.execute_command(*request.args)
+        if isinstance(request, RunScript):
+            return await self._script(request)
         if isinstance(request, Pipeline):
             return await self._pipeline(request)
         if isinstance(request, Sleep):
@@ -79,12 +81,11 @@ class AsyncDriver:
             return await queue_on(call.keys, call.args)
         raise not_a_request(request)
 
-    async def _send(self, request: Command | RunScript) -> Any:
+    async def _script(self, request: RunScript) -> Any:
         args = command_args(request)
         try:
             return await self.client.execute_command(*args)
-        except NoScriptError:
-            assert isinstance(request, RunScript)
+        except NoScriptError:  # not loaded on this server (yet, or any more): load, call again
             await self.client.execute_command("SCRIPT LOAD", script(request.name).source)
             return await self.client.execute_command(*args)
 

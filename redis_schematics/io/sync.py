@@ -65,8 +65,10 @@ class SyncDriver:
 
     def handle(self, request: Request) -> Any:
         """Send one request; its reply."""
-        if isinstance(request, Command | RunScript):
-            return self._send(request)
+        if type(request) is Command:  # the common case first
+            return self.client.execute_command(*request.args)
+        if isinstance(request, RunScript):
+            return self._script(request)
         if isinstance(request, Pipeline):
             return self._pipeline(request)
         if isinstance(request, Sleep):
@@ -79,12 +81,11 @@ class SyncDriver:
             return queue_on(call.keys, call.args)
         raise not_a_request(request)
 
-    def _send(self, request: Command | RunScript) -> Any:
+    def _script(self, request: RunScript) -> Any:
         args = command_args(request)
         try:
             return self.client.execute_command(*args)
-        except NoScriptError:
-            assert isinstance(request, RunScript)
+        except NoScriptError:  # not loaded on this server (yet, or any more): load, call again
             self.client.execute_command("SCRIPT LOAD", script(request.name).source)
             return self.client.execute_command(*args)
 
