@@ -1,9 +1,15 @@
-"""Shared fixtures: every behavioural test runs on fakeredis and on a real Redis.
+"""Shared fixtures: every behavioural test runs on fakeredis and on a real Redis, through
+the sync and the async API.
 
 The real server comes from ``--redis-url`` or ``REDIS_URL`` (default
 ``redis://127.0.0.1:6379/15``); its database is flushed before and after each test, so
 point it at a database you can spare. When nothing answers, the real half is skipped —
 unless ``REDIS_REQUIRED=1`` (CI sets it), which turns the skip into a failure.
+
+Two profiles (``RS_TESTS``): ``quick`` (the default, a few minutes) runs every test on
+the client kinds ``fake``, ``fake-async`` and ``real``, without the fault tests;
+``full`` (CI) adds the ``-str`` (decode_responses) and ``real-async`` kinds and
+``tests/faults``. See tests/README.md.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ from tests.asyncmode import async_api
 
 DEFAULT_URL = "redis://127.0.0.1:6379/15"
 
+settings.register_profile(
+    "quick", max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.register_profile("dev", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(
     "ci",
@@ -42,7 +51,51 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+# the quick test profile (RS_TESTS unset) samples less unless told otherwise
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE", "dev" if os.environ.get("RS_TESTS") == "full" else "quick")
+)
+
+
+#: what RS_TESTS=quick (the default) leaves out: client kinds, and folders
+FULL_ONLY_KINDS = ("fake-str", "real-str", "real-async")
+FULL_ONLY_DIRS = ("faults",)
+
+
+def full_profile() -> bool:
+    """Is this the ``full`` test profile (RS_TESTS=full, as CI runs)?"""
+    wanted = os.environ.get("RS_TESTS", "quick")
+    if wanted not in ("quick", "full"):
+        msg = f"RS_TESTS={wanted!r}: use 'quick' (the default) or 'full'"
+        raise pytest.UsageError(msg)
+    return wanted == "full"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if full_profile():
+        return "redis-schematics tests: full profile (every client kind, faults included)"
+    return (
+        "redis-schematics tests: quick profile (kinds fake, fake-async, real; no faults); "
+        "RS_TESTS=full runs everything"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if full_profile():
+        return
+    keep, drop = [], []
+    for item in items:
+        kinds = (
+            [v for v in getattr(item, "callspec", None).params.values()] if hasattr(item, "callspec") else []
+        )
+        folder = item.path.parent.name
+        if folder in FULL_ONLY_DIRS or any(k in FULL_ONLY_KINDS for k in kinds if isinstance(k, str)):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -161,8 +161,8 @@ def test_kill9_mid_batch_with_aof_leaves_nothing_half_written(
                 print(
                     f"\n[faults/restart kill -9 + AOF, {layout_name}, kill {cycle + 1}] chunks written "
                     f"before the kill={writer.chunks_done} (+{writer.singles_done} single sets), "
-                    f"error={type(writer.error).__name__}, writer stopped {waited:.2f}s after it "
-                    f"started; after restart: {figures['objects']} objects, nothing half-written"
+                    f"the writer stopped on the expected {type(writer.error).__name__} {waited:.2f}s "
+                    f"after it started; after restart: {figures['objects']} objects, nothing half-written"
                 )
         model({"id": "after", "flavour": "vanilla", "round": 0, "code": "after"}).set()
         assert model.match(code="after").id == "after"

@@ -31,10 +31,12 @@ from redis_schematics import (
     RangeIndex,
     UniqueIndex,
 )
+from tests.conftest import full_profile
 
 N_OBJECTS = 300
-#: more random queries per test: BRUTEFORCE_SCALE=5 for a deep run (default 1, ~1 min)
-SCALE = float(os.environ.get("BRUTEFORCE_SCALE", "1"))
+#: more random queries per test: BRUTEFORCE_SCALE=5 for a deep run (default 1 under
+#: RS_TESTS=full, ~1 min; 0.3 in the quick profile)
+SCALE = float(os.environ.get("BRUTEFORCE_SCALE", "1" if full_profile() else "0.3"))
 
 
 def times(n: int) -> range:
