@@ -23,7 +23,9 @@ measured in the same run:
    redis-py on the same index keys + the same hydration, and vs the scan path;
 5. scale: a range query returning ~100 / ~50 rows at each N, vs N = smallest;
 6. memory: ``used_memory`` per object for each layout in ``workload.LAYOUTS``, without
-   and with the 4 indexes, at N = 100k (or the largest N <= 100k).
+   and with the 4 indexes, at N = 100k (or the largest N <= 100k);
+7. async: ``amatch_for_pk`` / ``afilter`` vs their sync twins, and 100 concurrent
+   ``afilter`` calls (``asyncio.gather``, one pool) vs 100 sequential sync calls.
 
 Results go to ``<out>/benchmarks.json`` and, when matplotlib is installed,
 ``<out>/benchmarks.png``. See docs/benchmarks.md for what each row means.
@@ -47,10 +49,10 @@ from typing import Any
 
 import redis
 
-from benchmarks import cases, report, server
+from benchmarks import asyncbench, cases, report, server
 from benchmarks.timing import Settings
 
-SECTIONS = ("hydration", "writes", "reads", "memory", "filters", "scale")
+SECTIONS = ("hydration", "writes", "reads", "memory", "filters", "scale", "async")
 DEFAULT_NS = (1_000, 10_000, 100_000)
 QUICK_NS = (500, 2_000)
 LARGE_N = 1_000_000
@@ -162,6 +164,8 @@ def run(client: redis.Redis, args: argparse.Namespace) -> int:
             cases.writes(bench)
         if "reads" in args.only:
             cases.reads(bench)
+        if "async" in args.only:
+            asyncbench.asyncio_api(bench)
         if "memory" in args.only:
             cases.memory(bench, section_n)
         if "scale" in args.only or "filters" in args.only:
