@@ -132,8 +132,12 @@ class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
         (``set(only=...)``); anything else raises ``PartiallyLoaded``.
 
         Raises:
-            InvalidModel, UniqueViolation, WriteConflict, UnknownField (``only``),
-            PartiallyLoaded.
+            InvalidModel: the object does not validate; nothing is written.
+            UniqueViolation: a UniqueIndex value belongs to another object.
+            WriteConflict: the object kept changing under every retry.
+            UnknownField: ``only`` names a field the model does not have.
+            PartiallyLoaded: the object was read with ``only=`` and would store a field
+                it did not load.
 
         Complexity: O(I) for I index entries; one round trip (one ``apply_write.lua``
         call) for a new object, two when it replaces a stored one or with ``only``.
@@ -212,8 +216,12 @@ class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
         """The one object matching the filters.
 
         Raises:
-            NotFound, MultipleFound, StrictPerformanceException (no indexed filter
-            under ``__strict_performance__``), QueryError.
+            NotFound: no object matches.
+            MultipleFound: more than one object matches.
+            StrictPerformanceException: no filter is indexed and the model sets
+                ``__strict_performance__``.
+            QueryError: a filter names an unknown field or lookup, or a value its field
+                cannot convert.
 
         Complexity: as ``filter``, but at most two objects are kept.
         """
