@@ -10,8 +10,9 @@ How a page runs (the *preamble*, stated in ``tests/README.md`` and ``docs/index.
 - while they run, ``redis.Redis`` / ``redis.StrictRedis`` are ``fakeredis.FakeRedis``
   subclasses on one ``FakeServer`` per page, and ``redis.asyncio.Redis`` /
   ``redis.asyncio.StrictRedis`` are ``fakeredis.FakeAsyncRedis`` subclasses on the same
-  server; ``from_url(...)`` works too (any URL: it is the page's fake server). Nothing
-  else is defined for the blocks;
+  server; ``from_url(...)`` works too, as do ``redis.from_url`` and
+  ``redis.asyncio.from_url`` (any URL: it is the page's fake server). Nothing else is
+  defined for the blocks;
 - top-level ``await`` works: a block is compiled with ``ast.PyCF_ALLOW_TOP_LEVEL_AWAIT``
   and its coroutine runs in one event loop kept for the page;
 - a block whose first line starts with ``>>>`` is a doctest: each example runs in the
@@ -166,6 +167,8 @@ def fake_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[fakeredis.FakeServer
         patch.setattr(redis, "StrictRedis", Redis)
         patch.setattr(redis.asyncio, "Redis", AsyncRedis)
         patch.setattr(redis.asyncio, "StrictRedis", AsyncRedis)
+        patch.setattr(redis, "from_url", Redis.from_url)
+        patch.setattr(redis.asyncio, "from_url", AsyncRedis.from_url)
         yield server
 
 

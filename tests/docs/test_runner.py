@@ -122,7 +122,28 @@ def test_indented_blocks_are_dedented_and_keep_their_line(monkeypatch: pytest.Mo
     assert run(page, monkeypatch)["y"] == 2
 
 
+def test_from_url_gives_the_page_server_whatever_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    page = """```python
+import redis
+import redis.asyncio
+
+redis.Redis.from_url("rediss://user:secret@db.example:6380/0", socket_timeout=5).set("k", "1")
+assert redis.from_url("redis://localhost/0").get("k") == b"1"
+assert redis.StrictRedis(host="elsewhere").get("k") == b"1"
+assert await redis.asyncio.from_url("redis://localhost/0").get("k") == b"1"
+assert await redis.asyncio.Redis().get("k") == b"1"
+```
+"""
+    run(page, monkeypatch)
+
+
 def test_redis_is_restored_after_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = (redis.Redis, redis.StrictRedis, redis.asyncio.Redis)
+    before = (redis.Redis, redis.StrictRedis, redis.asyncio.Redis, redis.from_url, redis.asyncio.from_url)
     run(ASYNC_PAGE, monkeypatch)
-    assert (redis.Redis, redis.StrictRedis, redis.asyncio.Redis) == before
+    assert (
+        redis.Redis,
+        redis.StrictRedis,
+        redis.asyncio.Redis,
+        redis.from_url,
+        redis.asyncio.from_url,
+    ) == before
