@@ -19,6 +19,7 @@ of ``docs/errors.md`` (its model ``IceCream``, with ``v1`` and ``v2`` stored, an
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -26,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import pytest
+from redis.asyncio.client import Redis as AsyncioRedis  # the real class, not the preamble's
 from schematics import models, types
 
 from redis_schematics import BaseRedisMixin, EqualityIndex, RangeIndex, SimpleRedisModel
@@ -176,6 +179,34 @@ def _prefix_with_hash(ns: Namespace) -> None:
 )
 def _no_client(ns: Namespace) -> None:
     _model(ns, __redis_client__=None).all()
+
+
+@quoted(
+    "ConfigurationError: IceCream has only an async client (__redis_async_client__): sync methods need a redis.Redis in IceCream.__redis_client__; or call the async twin (aset, afilter, amatch_for_pk, ...).",
+)
+def _sync_call_with_only_an_async_client(ns: Namespace) -> None:
+    _model(ns, __redis_client__=None, __redis_async_client__=fakeredis.FakeAsyncRedis()).count()
+
+
+@quoted(
+    "ConfigurationError: Gelato has only an async client (__redis_async_client__): sync methods need a redis.Redis in Gelato.__redis_client__; or call the async twin (aset, afilter, amatch_for_pk, ...).",
+)
+def _sync_call_on_gelato(ns: Namespace) -> None:
+    _model(ns, "Gelato", __redis_client__=None, __redis_async_client__=fakeredis.FakeAsyncRedis()).count()
+
+
+@quoted(
+    "ConfigurationError: IceCream.__redis_client__ is an asyncio client (Redis), which sync methods cannot use: call the async twin (aset, afilter, amatch_for_pk, ...), or put a redis.Redis in IceCream.__redis_client__ and the asyncio client in IceCream.__redis_async_client__."
+)
+def _sync_call_with_an_async_client(ns: Namespace) -> None:
+    _model(ns, __redis_client__=AsyncioRedis()).count()
+
+
+@quoted(
+    "ConfigurationError: IceCream.__redis_async_client__ is not set and IceCream.__redis_client__ is a sync client (Redis): async methods need a redis.asyncio.Redis (or fakeredis.FakeAsyncRedis) in IceCream.__redis_async_client__, or a zero-argument callable returning one."
+)
+def _async_call_with_a_sync_client(ns: Namespace) -> None:
+    asyncio.run(_model(ns).acount())
 
 
 @quoted(

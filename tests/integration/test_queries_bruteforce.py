@@ -33,7 +33,8 @@ from redis_schematics import (
 )
 from tests.conftest import full_profile
 
-N_OBJECTS = 300
+#: objects per model (fewer in the quick profile: each world is built per layout and kind)
+N_OBJECTS = 300 if full_profile() else 150
 #: more random queries per test: BRUTEFORCE_SCALE=5 for a deep run (default 1 under
 #: RS_TESTS=full, ~1 min; 0.3 in the quick profile)
 SCALE = float(os.environ.get("BRUTEFORCE_SCALE", "1" if full_profile() else "0.3"))

@@ -20,7 +20,7 @@ from tests.property.machine import LAYOUTS, STATS, ExpiringLayoutsAgree, Layouts
 #: layouts. A step costs ~25-40 ms with two layouts (a write, then ~20 reads and an
 #: index check per model, 2 models per layout); with more layouts the examples shrink
 #: in proportion so that the ci run keeps its time budget.
-MACHINE_SIZES = {"quick": (10, 20), "dev": (10, 20), "ci": (40, 30), "deep": (400, 60)}
+MACHINE_SIZES = {"quick": (6, 15), "dev": (10, 20), "ci": (40, 30), "deep": (400, 60)}
 
 
 def machine_settings() -> settings:
