@@ -30,6 +30,7 @@ from redis_schematics.layouts import (
     KeyPerObjectLayout,
     Layout,
 )
+from redis_schematics.lookups import parse_filters
 from redis_schematics.query import Plan, Query
 from redis_schematics.records import LOADED
 
@@ -250,7 +251,8 @@ class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
 
         Complexity: nothing until it runs; see ``Query``.
         """
-        return Query(cls._engine()).filter(**kwargs)
+        engine = cls._engine()
+        return Query(engine, parse_filters(engine.name, engine.fields, kwargs))
 
     @classmethod
     def all(cls) -> list[Self]:

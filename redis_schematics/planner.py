@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis_schematics.exceptions import QueryError, StrictPerformanceException, UnknownField
-from redis_schematics.indexes import RangeIndex, Step
+from redis_schematics.indexes import Step
 from redis_schematics.indexes.range import merge_ranges
 from redis_schematics.lookups import COMPOUND_TYPES, Condition
 from redis_schematics.settings import Settings
@@ -124,7 +124,7 @@ def plan(
         else:
             steps.append(step)
     steps = _merge_ranges(steps)
-    ranges = {i.field: i.key for i in settings.indexes if isinstance(i, RangeIndex)}
+    ranges = settings.range_keys
     order_keys = tuple(ranges[f] for f, _ in order if f in ranges)
     if len(order_keys) != len(order):
         order_keys = ()

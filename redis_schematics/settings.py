@@ -129,6 +129,8 @@ class Settings:
     indexes: tuple[Index, ...]
     #: the fields some index covers, each once, in declaration order
     indexed_fields: tuple[str, ...]
+    #: field -> the ZSET key of its RangeIndex (what ``order_by`` can sort on the server)
+    range_keys: Mapping[str, str]
     serializer: Callable[[Any], Any]
     deserializer: Callable[[Any], Any]
 
@@ -182,6 +184,7 @@ class Settings:
             strict=bool(getattr(model, "__strict_performance__", False)),
             indexes=indexes,
             indexed_fields=tuple(dict.fromkeys(i.field for i in indexes)),
+            range_keys={i.field: i.key for i in indexes if isinstance(i, RangeIndex)},
             serializer=model.__serializer__,  # type: ignore[attr-defined]
             deserializer=deserializer,
         )
