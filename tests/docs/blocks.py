@@ -131,6 +131,25 @@ def blocks(page: Path, text: str | None = None) -> list[Block]:
 # -- the preamble -------------------------------------------------------------------------------
 
 
+def _on_server(base: type, server: fakeredis.FakeServer, name: str) -> Any:
+    """A subclass of ``base`` (a fakeredis client class) whose clients all use ``server``:
+    what ``redis.Redis`` / ``redis.asyncio.Redis`` resolve to on a page."""
+
+    class OnServer(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["server"] = server
+            super().__init__(*args, **kwargs)
+
+        @classmethod
+        def from_url(cls, url: str, **kwargs: Any) -> Any:
+            kwargs["server"] = server
+            return super().from_url(url, **kwargs)
+
+    OnServer.__name__ = OnServer.__qualname__ = name
+    OnServer.__doc__ = f"``{name}`` of this page: a {base.__name__} on the page's server."
+    return OnServer
+
+
 @contextmanager
 def fake_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[fakeredis.FakeServer]:
     """``redis.Redis`` & co. resolve to fakeredis clients of one new ``FakeServer`` while
@@ -138,29 +157,8 @@ def fake_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[fakeredis.FakeServer
     a block gets the fake)."""
     server = fakeredis.FakeServer()
 
-    class Redis(fakeredis.FakeRedis):  # type: ignore[misc]
-        """``redis.Redis`` of this page: a FakeRedis on the page's server."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["server"] = server
-            super().__init__(*args, **kwargs)
-
-        @classmethod
-        def from_url(cls, url: str, **kwargs: Any) -> Any:
-            kwargs["server"] = server
-            return super().from_url(url, **kwargs)
-
-    class AsyncRedis(fakeredis.FakeAsyncRedis):  # type: ignore[misc]
-        """``redis.asyncio.Redis`` of this page: a FakeAsyncRedis on the page's server."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["server"] = server
-            super().__init__(*args, **kwargs)
-
-        @classmethod
-        def from_url(cls, url: str, **kwargs: Any) -> Any:
-            kwargs["server"] = server
-            return super().from_url(url, **kwargs)
+    Redis = _on_server(fakeredis.FakeRedis, server, "Redis")
+    AsyncRedis = _on_server(fakeredis.FakeAsyncRedis, server, "AsyncRedis")
 
     with monkeypatch.context() as patch:
         patch.setattr(redis, "Redis", Redis)
