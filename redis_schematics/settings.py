@@ -17,16 +17,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from schematics.types import BaseType, DateTimeType, DateType, NumberType
+from schematics.types import BaseType
 
 from redis_schematics import serializers
 from redis_schematics.exceptions import ConfigurationError
-from redis_schematics.indexes import BaseIndex, EqualityIndex, Index, RangeIndex, UniqueIndex
+from redis_schematics.indexes import BaseIndex, EqualityIndex, Index, RangeIndex
+from redis_schematics.indexes.range import RANGE_TYPES
 from redis_schematics.io import is_async_client
 from redis_schematics.keys import KeySpace
 from redis_schematics.lookups import COMPOUND_TYPES
-
-RANGE_TYPES = (NumberType, DateType, DateTimeType)
 
 _PREFIXES: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
 
@@ -61,8 +60,8 @@ def resolve_indexes(model: str, fields: Mapping[str, Any], spec: Any, keys: KeyS
                 msg = f"{model}.__indexes__ names {item!r}, which is not a field of {model}."
                 raise ConfigurationError(msg)
             cls: type[Index] = RangeIndex if isinstance(fields[item], RANGE_TYPES) else EqualityIndex
-            index: Index = cls(item)
-        elif isinstance(item, EqualityIndex | RangeIndex | UniqueIndex):
+            index: Index = cls(item)  # the default kind of the field's type
+        elif isinstance(item, BaseIndex) and type(item) is not BaseIndex:
             index = item
         else:
             msg = (
@@ -78,11 +77,9 @@ def resolve_indexes(model: str, fields: Mapping[str, Any], spec: Any, keys: KeyS
         if isinstance(field_type, COMPOUND_TYPES):
             msg = f"{model}.{index.field} is a {type_name}; list, dict and model fields cannot be indexed."
             raise ConfigurationError(msg)
-        if isinstance(index, RangeIndex) and not isinstance(field_type, RANGE_TYPES):
-            msg = (
-                f"{model}.__indexes__: RangeIndex cannot serve {index.field} ({type_name}); "
-                "it needs a number, date or datetime field. Use EqualityIndex."
-            )
+        refused = index.refuses(field_type)
+        if refused is not None:
+            msg = f"{model}.__indexes__: {refused}"
             raise ConfigurationError(msg)
         if any(type(other) is type(index) and other.field == index.field for other in found):
             msg = f"{model}.__indexes__ declares {index.describe()} twice."

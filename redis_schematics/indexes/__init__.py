@@ -7,7 +7,8 @@ from redis_schematics.indexes.equality import EqualityIndex
 from redis_schematics.indexes.range import RangeIndex
 from redis_schematics.indexes.unique import UniqueIndex
 
-Index = EqualityIndex | RangeIndex | UniqueIndex
+#: what a model's settings hold: any index kind (the engine only calls the hooks of BaseIndex)
+Index = BaseIndex
 
 __all__ = [
     "Atom",

@@ -153,6 +153,11 @@ class BaseIndex:
     def describe(self) -> str:
         return f"{type(self).__name__}({self.field!r})"
 
+    def refuses(self, field_type: Any) -> str | None:
+        """Why this index cannot serve a field of ``field_type`` (a schematics type), or
+        None when it can. Checked when the model class is created."""
+        return None
+
     # -- what an object's value becomes, and what a condition asks -------------------------
     def entries(self, pk: str, value: Any) -> list[Entry]:
         """The entries of an object ``pk`` whose field holds ``value`` (normalized)."""

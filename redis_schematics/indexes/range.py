@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
+from schematics.types import DateTimeType, DateType, NumberType
+
 from redis_schematics.exceptions import InvalidModel
 from redis_schematics.indexes.base import Atom, BaseIndex, Entry, Step
 from redis_schematics.io import Command, Flow, Scan
@@ -19,6 +21,8 @@ from redis_schematics.util import text
 PAGE = 500
 
 _ALL = ("-inf", "+inf")
+#: the field types a RangeIndex orders (and the default index kind of such fields)
+RANGE_TYPES = (NumberType, DateType, DateTimeType)
 
 
 class RangeIndex(BaseIndex):
@@ -38,6 +42,15 @@ class RangeIndex(BaseIndex):
     @property
     def key(self) -> str:
         return self.ks.range(self.field)
+
+    def refuses(self, field_type: Any) -> str | None:
+        if isinstance(field_type, RANGE_TYPES):
+            return None
+        name = type(field_type).__name__
+        return (
+            f"RangeIndex cannot serve {self.field} ({name}); it needs a number, date or "
+            "datetime field. Use EqualityIndex."
+        )
 
     def entries(self, pk: str, value: Any) -> list[Entry]:
         if value is None:

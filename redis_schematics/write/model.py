@@ -17,7 +17,7 @@ from redis_schematics.exceptions import (
     UniqueViolation,
     WriteConflict,
 )
-from redis_schematics.indexes import Entry, UniqueIndex
+from redis_schematics.indexes import Entry
 from redis_schematics.io import Flow
 from redis_schematics.layouts import Layout
 from redis_schematics.ops import Guard, Op
@@ -85,7 +85,7 @@ class ModelWrites:
     def unique_violation(self, item: Item, g: Guard, owner: Any) -> UniqueViolation:
         """The error for ``item`` claiming the value of guard ``g``, held by ``owner``."""
         name = self.settings.name
-        field = next(i.field for i in self.settings.indexes if isinstance(i, UniqueIndex) and i.key == g.key)
+        field = next(i.field for i in self.settings.indexes if i.claims and getattr(i, "key", None) == g.key)
         msg = (
             f"{name}.{field} = {g.field!r} already belongs to {name} "
             f"{text(owner)!r}; {item.pk!r} was not written. Values of a UniqueIndex "
