@@ -216,7 +216,8 @@ class Engine:
     def purge_expired(self, batch: int = CHUNK, max_batches: int | None = None) -> Flow[int]:
         """Remove expired objects and their index entries, ``batch`` at a time.
 
-        Complexity: O(E log N) for E expired objects; three round trips per batch.
+        Complexity: O(E log N) for E expired objects; four round trips per batch (TIME,
+        ZRANGE BYSCORE, the read, the write; more when Redis already dropped payloads).
         """
         if not self.expiring:
             return 0

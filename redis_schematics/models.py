@@ -357,7 +357,8 @@ class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
         """Remove expired objects and their index entries, ``batch`` at a time.
 
         Queries already hide expired objects and clean up those they meet; this sweeps
-        the rest. Complexity: O(E log N) for E expired objects, two round trips a batch.
+        the rest. Complexity: O(E log N) for E expired objects, four round trips a batch
+        (more when Redis already dropped the payloads).
         """
         engine = cls._engine()
         return engine.sync().run(engine.purge_expired(batch, max_batches))
