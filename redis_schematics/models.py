@@ -154,7 +154,7 @@ class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
         Raises:
             NotFound: the object is not stored (any more).
 
-        Complexity: O(1), one round trip (GET or HGET).
+        Complexity: O(1), one round trip (MGET or HMGET; a script for the Distributed layouts).
         """
         engine = self._engine()
         engine.sync().run(op.refresh(engine, self))
@@ -192,7 +192,7 @@ class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
             CorruptPayload: the stored payload cannot be read; names the key.
             UnknownField: ``only`` names a field the model does not have.
 
-        Complexity: O(1), one round trip (one GET, or HGET for the Hash layout; plus
+        Complexity: O(1), one round trip (one MGET, or HMGET for the Hash layout; plus
         ZMSCORE and TIME in the same round trip for expiring models); O(F) or, with
         ``only``, O(R) for the R fields read on the Distributed layouts.
         """
