@@ -15,14 +15,13 @@ start-up is not counted against a call.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import redis.asyncio
 
 from benchmarks import workload as w
-from benchmarks.cases import SIMPLE, Bench, load
+from benchmarks.cases import Bench, read_set
 from benchmarks.report import Row, Target
 from benchmarks.timing import compare
 
@@ -39,18 +38,13 @@ def _on_loop(
 def asyncio_api(b: Bench) -> None:
     """``amatch_for_pk`` / ``afilter`` vs their sync twins, and 100 concurrent ``afilter``."""
     b.say("async: amatch_for_pk, afilter, gather")
-    b.flush()
-    model = w.make_model(SIMPLE, b.client, indexed=True, prefix="Bench")
-    n = 1000 if b.quick else 10_000
-    recs = list(w.records(n))
-    load(model, recs)
+    model, pks = read_set(b)
     kw = b.client.connection_pool.connection_kwargs
     loop = asyncio.new_event_loop()
     aclient = redis.asyncio.Redis(
         host=kw.get("host", "127.0.0.1"), port=kw.get("port", 6379), db=kw.get("db", 0)
     )
     model.__redis_async_client__ = aclient
-    pks = random.Random(w.SEED).sample([r["id"] for r in recs], 200)
     rare = {"flavour": w.RARE_FLAVOUR}
 
     async def by_pk() -> int:

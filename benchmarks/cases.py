@@ -204,15 +204,20 @@ def writes(b: Bench) -> None:
 
 
 # -- 3. reads by pk -------------------------------------------------------------------------
+def read_set(b: Bench) -> tuple[Any, list[str]]:
+    """The indexed Simple model with 10k objects (1k with --quick) stored, and 200 of
+    their pks: the data of the by-pk read cases (sync and async)."""
+    b.flush()
+    model = w.make_model(SIMPLE, b.client, indexed=True, prefix="Bench")
+    recs = list(w.records(1000 if b.quick else 10_000))
+    load(model, recs)
+    return model, random.Random(w.SEED).sample([r["id"] for r in recs], 200)
+
+
 def reads(b: Bench) -> None:
     """``match_for_pk`` vs GET + json.loads (+ schematics)."""
     b.say("reads: match_for_pk")
-    b.flush()
-    model = w.make_model(SIMPLE, b.client, indexed=True, prefix="Bench")
-    n = 1000 if b.quick else 10_000
-    recs = list(w.records(n))
-    load(model, recs)
-    pks = random.Random(w.SEED).sample([r["id"] for r in recs], 200)
+    model, pks = read_set(b)
     client: Any = b.client
     loads = json.loads
     t = compare(

@@ -33,6 +33,7 @@ from redis_schematics.io import (
     Sleep,
     SyncDriver,
     async_driver,
+    done,
     sync_driver,
 )
 from redis_schematics.layouts import Layout
@@ -184,8 +185,7 @@ class Engine:
 
         def keep(pks: list[str]) -> Flow[None]:
             found.extend(pks)
-            return
-            yield  # pragma: no cover - a flow that asks nothing
+            return done(None)
 
         yield from self.each_member_batch(keep)
         return found
@@ -223,9 +223,9 @@ class Engine:
             return 0
         members = self.keys.members()
         purged = 0
-        done = 0
-        while max_batches is None or done < max_batches:
-            done += 1
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
             now = now_ms((yield Command(("TIME",))))
             found = yield Command(("ZRANGE", members, "-inf", now, "BYSCORE", "LIMIT", 0, batch))
             pks = [text(m) for m in found]

@@ -26,15 +26,3 @@ def unique(items: Iterable[T]) -> Iterator[T]:
         if item not in seen:
             seen.add(item)
             yield item
-
-
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Lists of at most ``size`` consecutive items of a (possibly endless) iterable."""
-    found: list[T] = []
-    for item in items:
-        found.append(item)
-        if len(found) >= size:
-            yield found
-            found = []
-    if found:
-        yield found

@@ -252,3 +252,18 @@ class Page:
             if not checker.check_output(example.want, out.getvalue(), flags):
                 msg = f"{self.page}:{line}: " + checker.output_difference(example, out.getvalue(), flags)
                 raise DocBlockError(msg)
+
+
+@contextmanager
+def ran_page(page: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """Run every block of ``page`` in order on the page's fake server (the preamble);
+    the namespace they left, while the block lasts (the server stays up)."""
+    runner = Page(page)
+    try:
+        with fake_redis(monkeypatch):
+            for block in blocks(page):
+                if block.runs:
+                    runner.run(block)
+            yield runner.namespace
+    finally:
+        runner.close()

@@ -33,7 +33,7 @@ from redis.asyncio.client import Redis as AsyncioRedis  # the real class, not th
 from schematics import models, types
 
 from redis_schematics import BaseRedisMixin, EqualityIndex, RangeIndex, SimpleRedisModel
-from tests.docs.blocks import ROOT, RUN, Page, blocks, fake_redis, pages
+from tests.docs.blocks import ROOT, RUN, blocks, pages, ran_page
 from tests.races import racing
 
 pytestmark = pytest.mark.fake
@@ -452,16 +452,8 @@ def _taken_in_a_pipeline(ns: Namespace) -> None:
 @pytest.fixture
 def errors_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Namespace]:
     """The namespace of docs/errors.md after its blocks ran, on a fake server of its own."""
-    page = Path("docs/errors.md")
-    runner = Page(page)
-    try:
-        with fake_redis(monkeypatch):
-            for block in blocks(page):
-                if block.runs:
-                    runner.run(block)
-            yield runner.namespace
-    finally:
-        runner.close()
+    with ran_page(Path("docs/errors.md"), monkeypatch) as namespace:
+        yield namespace
 
 
 @pytest.mark.parametrize("quoted", list(MESSAGES))
