@@ -53,8 +53,11 @@ def now_ms(reply: Any) -> int:
 class Engine:
     """Everything redis-schematics does for one model class."""
 
-    def __init__(self, model: type, layout_class: type[Layout]) -> None:
-        self.settings = settings = Settings.of(model)
+    #: the engines of the shards (``__shards__``; see ``sharding.py``): none here
+    shards: tuple[Engine, ...] = ()
+
+    def __init__(self, model: type, layout_class: type[Layout], settings: Settings | None = None) -> None:
+        self.settings = settings = Settings.of(model) if settings is None else settings
         self.model = model
         self.name = settings.name
         self.keys = settings.keys
@@ -67,6 +70,16 @@ class Engine:
         )
         self.records = Records(settings, self.layout)
         self.writes = ModelWrites(self, settings, self.layout)
+
+    def object_key(self, pk: str, obj: Any = None) -> str:
+        """The key of the object ``pk`` (``obj``: the object, when at hand), for messages
+        and ``Model.key``. No I/O."""
+        return self.layout.object_key(pk)
+
+    def shards_for(self, conditions: Sequence[Any]) -> tuple[Engine, ...]:
+        """The shards a query with ``conditions`` must ask (see ``sharding.py``); none
+        for a model that is not sharded."""
+        return self.shards
 
     # -- drivers --------------------------------------------------------------------------
     def sync(self) -> SyncDriver:

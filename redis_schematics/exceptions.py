@@ -16,6 +16,7 @@ The hierarchy::
     ├── UniqueViolation             a UniqueIndex value is owned by another object
     ├── CorruptPayload (ValueError) a stored payload cannot be read back; names the key
     ├── PartiallyLoaded (ValueError) set() of fields an only= read did not load; nothing written
+    ├── CrossSlot                   a write would span Redis Cluster slots or move between shards
     └── WriteConflict               an object kept changing under a write; retries ran out
         └── ConcurrentModification  Model.update() ran out of retries
 
@@ -111,6 +112,11 @@ class PartiallyLoaded(RedisSchematicsError, ValueError):
     def __init__(self, msg: str, missing: tuple[str, ...] = ()) -> None:
         super().__init__(msg)
         self.missing = missing
+
+
+class CrossSlot(RedisSchematicsError):
+    """A write would span Redis Cluster hash slots (or move an object between shards),
+    which cannot be atomic; nothing was written."""
 
 
 class WriteConflict(RedisSchematicsError):

@@ -22,7 +22,7 @@ from typing import Any
 from redis_schematics.engine import Engine
 from redis_schematics.hydration import snapshot
 from redis_schematics.indexes import Atom, kind_of_atom
-from redis_schematics.io import Emit, Flow, RunScript, collect
+from redis_schematics.io import Emit, Flow, RunScript, collect, gather
 from redis_schematics.lookups import Condition, compile_test
 from redis_schematics.planner import Plan, plan
 from redis_schematics.records import Projection
@@ -46,8 +46,17 @@ class QuerySpec:
     only_: tuple[str, ...] | None = None
 
     def explain(self) -> Plan:
-        """The plan this query runs (which indexes, what is checked in Python). No I/O."""
-        return plan(self.engine.settings, self.conditions, self.order)
+        """The plan this query runs (which indexes, what is checked in Python, which
+        shards). No I/O."""
+        found = plan(self.engine.settings, self.conditions, self.order)
+        if self.engine.shards:
+            tags = tuple(s.keys.base for s in self.engine.shards_for(self.conditions))
+            found = replace(found, shards=tags, of_shards=len(self.engine.shards))
+        return found
+
+    def per_shard(self) -> list[QuerySpec]:
+        """This query on each shard it must ask (a sharded model's shards)."""
+        return [replace(self, engine=s) for s in self.engine.shards_for(self.conditions)]
 
     def projection(self) -> Projection | None:
         """What a partial read loads (None: whole objects)."""
@@ -155,8 +164,12 @@ def rows(q: QuerySpec) -> Flow[list[Row]]:
     """(pk, payload, object) for every row of the page, in order.
 
     Complexity: one script call (O(C*K) for C candidates) plus one round trip per
-    ``CHUNK`` candidates loaded; a scan reads all N objects.
+    ``CHUNK`` candidates loaded; a scan reads all N objects. A sharded model: the same on
+    every shard asked, the shards in the same round trips, each asked for at most
+    offset + limit rows, merged in O(R log R) for the R rows they return.
     """
+    if q.engine.shards:
+        return (yield from _merged_rows(q))
     p = q.explain()
     pks, skipped = yield from candidate_pks(q, p)
     loaded = yield from q.engine.load(pks, q.projection())
@@ -165,6 +178,16 @@ def rows(q: QuerySpec) -> Flow[list[Row]]:
     start = q.offset_ - skipped
     stop = None if q.limit_ is None else start + q.limit_
     return found[start:stop]
+
+
+def _merged_rows(q: QuerySpec) -> Flow[list[Row]]:
+    """:func:`rows` of a sharded model: each shard's first offset + limit rows (each
+    list exact and in order, ties included), merged and cut here."""
+    stop = None if q.limit_ is None else q.offset_ + q.limit_
+    parts = [replace(part, offset_=0, limit_=stop) for part in q.per_shard()]
+    merged = [row for found in (yield from gather([rows(part) for part in parts])) for row in found]
+    sort_rows(merged, q.order)
+    return merged[q.offset_ : stop]
 
 
 def objects(q: QuerySpec) -> Flow[list[Any]]:
@@ -177,6 +200,10 @@ def stream(q: QuerySpec) -> Flow[None]:
     loaded at a time and emitted, so a huge result never sits in memory at once."""
     if q.paged:
         yield Emit((yield from objects(q)))
+        return
+    if q.engine.shards:
+        for part in q.per_shard():
+            yield from stream(part)
         return
     engine = q.engine
     projection = q.projection()
@@ -205,6 +232,8 @@ def count(q: QuerySpec) -> Flow[int]:
         return len((yield from rows(q)))
     if not q.conditions:
         return (yield from q.engine.count_all())
+    if q.engine.shards:
+        return sum((yield from gather([count(part) for part in q.per_shard()])))
     p = q.explain()
     if not p.countable:
         return len((yield from collect(stream(q))))

@@ -14,14 +14,18 @@ Everything the library adds (membership, indexes, temporary keys) lives under
 be an object key (those continue ``Prefix:``) nor a key of another model, even one whose
 prefix starts the same way (``Mix#...`` vs ``MixTwo#...``).
 
-With ``hash_tag=True`` (for Redis Cluster) the prefix is written ``{Prefix}`` so that every
-key of the model hashes to one slot; ``shard=n`` makes it ``{Prefix.n}`` so a model can
-be spread over several slots later without touching the layouts.
+Redis Cluster (see ``docs/cluster.md``): with ``tagged`` every key starts with a hash tag,
+so that all keys of the model hash to one slot: ``{Prefix}`` (``__hash_tag__ = True``) or
+``{group}Prefix`` (``__hash_tag__ = "group"``: several models in one slot). A shard of a
+sharded model (``__shards__``) puts its spelling in the tag: ``{Prefix.7}``,
+``{group.7}Prefix``. :func:`shard_spellings` chooses the spellings; they are a storage
+format, pinned by tests.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from binascii import crc_hqx
+from dataclasses import dataclass, field
 
 from redis_schematics.exceptions import ConfigurationError
 
@@ -29,6 +33,53 @@ from redis_schematics.exceptions import ConfigurationError
 SEP = ":"
 #: Starts every key the library adds next to the objects.
 META = "#"
+#: hash slots of a Redis Cluster
+SLOTS = 16384
+#: the most shards a model may have
+MAX_SHARDS = 1024
+
+
+def slot_of(key: str | bytes) -> int:
+    """The Redis Cluster hash slot of ``key`` (CRC16 of its hash tag, or of the key)."""
+    raw = key.encode() if isinstance(key, str) else key
+    start = raw.find(b"{")
+    if start >= 0:
+        end = raw.find(b"}", start + 1)
+        if end > start + 1:
+            raw = raw[start + 1 : end]
+    return crc_hqx(raw, 0) % SLOTS
+
+
+def shard_spellings(tag: str, n: int) -> tuple[str, ...]:
+    """The hash tag suffixes of ``n`` shards of tag ``tag``: shard ``i`` is spelled with the
+    smallest integer ``j`` such that the slot of ``{tag.j}`` lies in the ``i``-th of ``n``
+    equal ranges of the slot range. So the shards fall on distinct slots spread over the
+    whole range: on a cluster whose nodes hold contiguous ranges of slots (what
+    ``redis-cli --cluster create`` makes) they spread over the nodes, and each shard is
+    one slot that resharding can move on its own. O(n) CRC16s on average."""
+    found: list[str] = []
+    for i in range(n):
+        lo, hi = i * SLOTS // n, (i + 1) * SLOTS // n
+        j = 0
+        while not lo <= slot_of(f"{{{tag}.{j}}}") < hi:
+            j += 1  # ends: CRC16 of "tag.j" reaches every range within ~n*10 tries
+        found.append(str(j))
+    return tuple(found)
+
+
+def _check_name(setting: str, name: str) -> None:
+    if not name:
+        msg = f"{setting} must be a non-empty string"
+        raise ConfigurationError(msg)
+    bad = [c for c in (META, "{", "}") if c in name]
+    if bad:
+        msg = (
+            f"{setting} {name!r} contains {bad[0]!r}; redis-schematics reserves "
+            "'#' for its own keys and '{', '}' for cluster hash tags. Choose another "
+            + setting.strip("_").replace("hash_tag", "group name")
+            + "."
+        )
+        raise ConfigurationError(msg)
 
 
 def escape_glob(text: str) -> str:
@@ -41,26 +92,37 @@ class KeySpace:
     """Names every key of one model."""
 
     prefix: str
-    hash_tag: bool = False
-    shard: int | None = None
+    #: every key starts with a hash tag (one slot per key space)
+    tagged: bool = False
+    #: the slot group shared with other models (``__hash_tag__ = "group"``), if any
+    group: str | None = None
+    #: the spelling of this shard in the tag (``__shards__``), if sharded
+    shard: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.prefix:
-            msg = "__prefix__ must be a non-empty string"
-            raise ConfigurationError(msg)
-        bad = [c for c in (META, "{", "}") if c in self.prefix]
-        if bad:
-            msg = (
-                f"__prefix__ {self.prefix!r} contains {bad[0]!r}; redis-schematics reserves "
-                "'#' for its own keys and '{', '}' for cluster hash tags. Choose another prefix."
-            )
-            raise ConfigurationError(msg)
+        _check_name("__prefix__", self.prefix)
+        if self.group is not None:
+            _check_name("__hash_tag__", self.group)
+        object.__setattr__(self, "base", self._base())
 
-    @property
-    def base(self) -> str:
-        """The model's namespace as it appears at the start of every key."""
-        name = self.prefix if self.shard is None else f"{self.prefix}.{self.shard}"
-        return "{" + name + "}" if self.hash_tag else name
+    def _base(self) -> str:
+        if not self.tagged:
+            return self.prefix
+        tag = self.group if self.group is not None else self.prefix
+        if self.shard is not None:
+            tag = f"{tag}.{self.shard}"
+        return "{" + tag + "}" + (self.prefix if self.group is not None else "")
+
+    #: the model's namespace as it appears at the start of every key
+    base: str = field(init=False, repr=False, compare=False, default="")
+
+    def sharded(self, spelling: str) -> KeySpace:
+        """The key space of one shard of this model."""
+        return KeySpace(self.prefix, True, self.group, spelling)
+
+    def slot(self) -> int | None:
+        """The hash slot of every key of a tagged key space (None: untagged)."""
+        return slot_of(self.base) if self.tagged else None
 
     # -- objects ------------------------------------------------------------------
     def object(self, pk: str) -> str:

@@ -33,6 +33,7 @@ from redis_schematics.layouts import (
 from redis_schematics.lookups import parse_filters
 from redis_schematics.query import Plan, Query
 from redis_schematics.records import LOADED
+from redis_schematics.sharding import make_engine
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -104,7 +105,7 @@ class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
                     "HashRedisMixin or another layout mixin."
                 )
                 raise ConfigurationError(msg)
-            engine = Engine(cls, layout)
+            engine = make_engine(cls, layout)
             cls._rs_engine = engine
         return engine
 
@@ -112,7 +113,7 @@ class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
     def key(self) -> str:
         """The object's key (``Prefix:pk``; for the Hash layout, its field in ``Prefix``). No I/O."""
         engine = self._engine()
-        return engine.layout.object_key(engine.records.pk_of_stored(self))
+        return engine.object_key(engine.records.pk_of_stored(self), self)
 
     # -- instance methods ---------------------------------------------------------------------
     def set(self, pipeline: Any = None, only: Iterable[str] | None = None) -> Self:

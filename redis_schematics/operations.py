@@ -33,7 +33,7 @@ def match_for_pk(engine: Engine, pk: Any, only: Iterable[str] | None = None) -> 
     projection = None if only is None else records.projection(only, method="match_for_pk(only=...)")
     rows = yield from engine.load([key], projection)
     if not rows:
-        msg = f"{engine.name}: no object with pk {key!r} ({engine.layout.object_key(key)!r})."
+        msg = f"{engine.name}: no object with pk {key!r} ({engine.object_key(key)!r})."
         raise NotFound(msg)
     return rows[0][2]
 

@@ -25,7 +25,9 @@ class Plan:
 
     ``steps`` are answered by indexes on the server; ``residual`` conditions are checked
     on loaded objects; ``scan`` means no index helps and every object is read;
-    ``order_keys`` are the ZSETs the server sorts by (empty when it cannot).
+    ``order_keys`` are the ZSETs the server sorts by (empty when it cannot). For a
+    sharded model, ``shards`` are the hash tags of the shards the query runs on (the same
+    plan on each, merged on the client) out of ``of_shards``.
     """
 
     model: str
@@ -34,6 +36,8 @@ class Plan:
     order: tuple[tuple[str, bool], ...]
     order_keys: tuple[str, ...]
     scan: bool
+    shards: tuple[str, ...] = ()
+    of_shards: int = 0
 
     @property
     def countable(self) -> bool:
@@ -57,6 +61,9 @@ class Plan:
             by = ", ".join(("-" if d else "") + f for f, d in self.order)
             where = "on the server" if self.pageable else "in Python"
             lines.append(f"  order by {by} ({where})")
+        if self.shards:
+            which = "every shard" if len(self.shards) == self.of_shards else "one shard"
+            lines.append(f"  on {which} ({len(self.shards)} of {self.of_shards}): {', '.join(self.shards)}")
         return "\n".join(lines)
 
 

@@ -14,24 +14,25 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from schematics.types import BaseType
 
 from redis_schematics import serializers
 from redis_schematics.exceptions import ConfigurationError
-from redis_schematics.indexes import BaseIndex, EqualityIndex, Index, RangeIndex
+from redis_schematics.indexes import BaseIndex, EqualityIndex, Index, RangeIndex, UniqueIndex
 from redis_schematics.indexes.range import RANGE_TYPES
-from redis_schematics.io import is_async_client
-from redis_schematics.keys import KeySpace
+from redis_schematics.io import is_async_client, is_cluster_client
+from redis_schematics.keys import MAX_SHARDS, KeySpace, shard_spellings
 from redis_schematics.lookups import COMPOUND_TYPES
 
 _PREFIXES: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
 
 
 def _claim_prefix(model: type, prefix: str) -> None:
-    """Refuse a prefix that is another live model's prefix followed by ':' (or the reverse).
+    """Refuse a key base (``Prefix``, ``{Prefix}``, ``{group}Prefix``, ...) that is another
+    live model's base followed by ':' (or the reverse).
 
     Object keys are ``Prefix:pk``, so ``Shop`` and ``Shop:Order`` would share keys: an
     order would also be a shop whose pk starts with "Order:".
@@ -97,6 +98,53 @@ def _prefix_of(model: type) -> str:
     return prefix
 
 
+def _key_space(name: str, model: type, prefix: str) -> KeySpace:
+    """The key space ``__hash_tag__`` and ``__shards__`` ask for."""
+    tag = getattr(model, "__hash_tag__", None)
+    shards = getattr(model, "__shards__", None)
+    if tag is not None and tag is not True and tag is not False and not isinstance(tag, str):
+        msg = (
+            f"{name}.__hash_tag__ must be True (every key of {name} in one cluster slot) or a "
+            f"group name shared with other models (a str), not {tag!r}."
+        )
+        raise ConfigurationError(msg)
+    if shards is not None and (type(shards) is not int or not 1 <= shards <= MAX_SHARDS):
+        msg = f"{name}.__shards__ must be an int from 1 to {MAX_SHARDS} (or None), not {shards!r}."
+        raise ConfigurationError(msg)
+    try:
+        return KeySpace(prefix, bool(tag) or shards is not None, tag if isinstance(tag, str) else None)
+    except ConfigurationError as exc:
+        msg = f"{name}: {exc}"
+        raise ConfigurationError(msg) from exc
+
+
+def _shard_by(name: str, model: type, fields: Mapping[str, Any], shards: tuple[KeySpace, ...]) -> str | None:
+    field = getattr(model, "__shard_by__", None)
+    if field is None:
+        return None
+    if not shards:
+        msg = f"{name}.__shard_by__ is set but {name}.__shards__ is not; set both (or neither)."
+        raise ConfigurationError(msg)
+    if field not in fields:
+        msg = f"{name}.__shard_by__ names {field!r}, which is not a field of {name}."
+        raise ConfigurationError(msg)
+    if isinstance(fields[field], COMPOUND_TYPES):
+        msg = f"{name}.__shard_by__ names {field!r}, a {type(fields[field]).__name__}: use a plain field."
+        raise ConfigurationError(msg)
+    return str(field)
+
+
+def _refuse_unique_across_shards(name: str, indexes: tuple[Index, ...], shard_by: str | None) -> None:
+    for index in indexes:
+        if isinstance(index, UniqueIndex) and index.field != shard_by:
+            msg = (
+                f"{name}.__indexes__: {index.describe()} on a sharded model must be on its "
+                f"__shard_by__ field (uniqueness is atomic only inside one shard); set "
+                f"{name}.__shard_by__ = {index.field!r}, or use an EqualityIndex."
+            )
+            raise ConfigurationError(msg)
+
+
 def _resolve(found: Any) -> Any:
     """A client setting's client: the value itself, or what a zero-argument callable
     returns (anything callable without ``execute_command`` is taken as a factory)."""
@@ -130,6 +178,10 @@ class Settings:
     range_keys: Mapping[str, str]
     serializer: Callable[[Any], Any]
     deserializer: Callable[[Any], Any]
+    #: the key spaces of the shards (``__shards__``), in shard order; () when not sharded
+    shards: tuple[KeySpace, ...] = ()
+    #: the field whose value chooses the shard (``__shard_by__``); None: the pk
+    shard_by: str | None = None
 
     @property
     def expiring(self) -> bool:
@@ -145,13 +197,14 @@ class Settings:
         """
         name = model.__name__
         fields: dict[str, BaseType] = dict(model.fields)  # type: ignore[attr-defined]
-        prefix = _prefix_of(model)
-        try:
-            keys = KeySpace(prefix)
-        except ConfigurationError as exc:
-            msg = f"{name}: {exc}"
-            raise ConfigurationError(msg) from exc
-        _claim_prefix(model, prefix)
+        keys = _key_space(name, model, _prefix_of(model))
+        n_shards = getattr(model, "__shards__", None)
+        shards: tuple[KeySpace, ...] = ()
+        if n_shards is not None:
+            tag = keys.group if keys.group is not None else keys.prefix
+            shards = tuple(keys.sharded(spelling) for spelling in shard_spellings(tag, n_shards))
+        for claimed in (keys, *shards):
+            _claim_prefix(model, claimed.base)
         expire = getattr(model, "__expire__", None)
         if expire is not None and (not isinstance(expire, int | float) or expire <= 0):
             msg = f"{name}.__expire__ must be a positive number of seconds or None, not {expire!r}."
@@ -166,6 +219,9 @@ class Settings:
                 msg = f"{name}.__unique_together__ names {field!r}, which is not a field."
                 raise ConfigurationError(msg)
         indexes = resolve_indexes(name, fields, getattr(model, "__indexes__", None), keys)
+        shard_by = _shard_by(name, model, fields, shards)
+        if shards:
+            _refuse_unique_across_shards(name, indexes, shard_by)
         deserializer = model.__deserializer__  # type: ignore[attr-defined]
         if deserializer is serializers.loads:
             deserializer = serializers.LOADS  # what it calls: one Python call less per object
@@ -184,7 +240,30 @@ class Settings:
             range_keys={i.field: i.key for i in indexes if isinstance(i, RangeIndex)},
             serializer=model.__serializer__,  # type: ignore[attr-defined]
             deserializer=deserializer,
+            shards=shards,
+            shard_by=shard_by,
         )
+
+    def of_shard(self, keys: KeySpace) -> Settings:
+        """These settings for one shard: its key space, its index keys (no I/O)."""
+        indexes = tuple(index.bound(keys) for index in self.indexes)
+        return replace(
+            self,
+            keys=keys,
+            indexes=indexes,
+            range_keys={i.field: i.key for i in indexes if isinstance(i, RangeIndex)},
+            shards=(),
+        )
+
+    def _refuse_untagged_cluster(self, client: Any, setting: str) -> None:
+        if not self.keys.tagged and is_cluster_client(client):
+            msg = (
+                f"{self.name}.{setting} is a Redis Cluster client ({type(client).__name__}) but "
+                f"{self.name} has neither __hash_tag__ nor __shards__, so its keys would fall in "
+                f"many slots. Add `__hash_tag__ = True` to {self.name} (all its keys in one "
+                "slot) or `__shards__ = N` (spread over N slots); see docs/cluster.md."
+            )
+            raise ConfigurationError(msg)
 
     # -- clients, looked up on every call -------------------------------------------------
     def sync_client(self) -> Any:
@@ -213,6 +292,7 @@ class Settings:
                 f"{self.name}.__redis_async_client__."
             )
             raise ConfigurationError(msg)
+        self._refuse_untagged_cluster(client, "__redis_client__")
         return client
 
     def async_client(self) -> Any:
@@ -226,6 +306,7 @@ class Settings:
         if client is None:
             sync = _resolve(getattr(self.model, "__redis_client__", None))
             if sync is not None and is_async_client(sync):
+                self._refuse_untagged_cluster(sync, "__redis_client__")
                 return sync
             have = "is not set" if sync is None else f"is a sync client ({type(sync).__name__})"
             msg = (
@@ -240,4 +321,5 @@ class Settings:
                 "assign a redis.asyncio.Redis (or fakeredis.FakeAsyncRedis) to it."
             )
             raise ConfigurationError(msg)
+        self._refuse_untagged_cluster(client, "__redis_async_client__")
         return client

@@ -12,8 +12,9 @@ the block's pending writes. A transaction is not isolated from concurrent writer
 object another client changes meanwhile is re-read and the block's write is applied on
 top of it (last writer wins, as for a plain ``set``), with exact index upkeep.
 
-All models of one transaction must live on the same Redis server (in a cluster, in one
-hash slot).
+All models of one transaction must live on the same Redis server; on a Redis Cluster,
+in one hash slot (one tagged model, or models of one slot group ``__hash_tag__ =
+"group"``): a block spanning slots raises ``CrossSlot`` naming them, and writes nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from redis_schematics.exceptions import RedisSchematicsError
+from redis_schematics.exceptions import CrossSlot, RedisSchematicsError
 from redis_schematics.io import AsyncDriver, Flow, SyncDriver, async_driver, sync_driver
 from redis_schematics.write import Item, Owner, commit, read_state
 
@@ -66,16 +67,44 @@ class Transaction:
     def _aio(self) -> AsyncDriver:
         return async_driver(self.client) if self.client is not None else self.owners[0].aio()
 
+    def _refuse_cross_slot(self, driver: SyncDriver | AsyncDriver) -> None:
+        """On a cluster, one script can only touch one slot: refuse a block spanning several."""
+        if not driver.cluster:
+            return
+        slots: dict[int | None, set[str]] = {}
+        for item in self.items:
+            slots.setdefault(item.owner.keys.slot(), set()).add(f"{item.owner.name} ({item.owner.keys.base})")
+        if len(slots) > 1:
+            self.discard()
+            spans = "; ".join(
+                f"slot {slot}: {', '.join(sorted(names))}" for slot, names in sorted(slots.items())
+            )
+            msg = (
+                f"this transaction writes to {len(slots)} Redis Cluster hash slots ({spans}); one "
+                "atomic write can only touch one slot. Put the models in one slot group "
+                '(the same `__hash_tag__ = "group"`), or write them in separate transactions. '
+                "Nothing was written."
+            )
+            raise CrossSlot(msg)
+
     def commit(self) -> None:
-        """Apply every collected write atomically (two round trips: read, then write)."""
+        """Apply every collected write atomically (two round trips: read, then write).
+
+        Raises:
+            CrossSlot: on a Redis Cluster, the writes span hash slots (nothing written).
+        """
         if self.items:
-            self._sync().run(self._commit())
+            driver = self._sync()
+            self._refuse_cross_slot(driver)
+            driver.run(self._commit())
         self.state = "committed"
 
     async def acommit(self) -> None:
         """Async twin of :meth:`commit`."""
         if self.items:
-            await self._aio().run(self._commit())
+            driver = self._aio()
+            self._refuse_cross_slot(driver)
+            await driver.run(self._commit())
         self.state = "committed"
 
     def discard(self) -> None:

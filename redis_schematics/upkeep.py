@@ -121,8 +121,14 @@ def _problems(engine: Engine, snap: _Snapshot) -> list[Problem]:
 def check(engine: Engine) -> Flow[list[Problem]]:
     """Every difference between the indexes and the stored objects; empty when consistent.
 
-    Complexity: O(N) reads (SCAN/SSCAN/ZSCAN/HSCAN and MGET) and O(N) memory.
+    Complexity: O(N) reads (SCAN/SSCAN/ZSCAN/HSCAN and MGET) and O(N) memory; a sharded
+    model is checked shard by shard.
     """
+    if engine.shards:
+        found: list[Problem] = []
+        for shard in engine.shards:
+            found += yield from check(shard)
+        return found
     return _problems(engine, (yield from _snapshot(engine)))
 
 
@@ -133,8 +139,14 @@ def rebuild(engine: Engine, rounds: int = 5) -> Flow[int]:
     are adopted. Unfixable problems (two objects with one unique value) stay for
     ``check`` to report.
 
-    Complexity: O(N) reads plus one script call per repaired pk, per round.
+    Complexity: O(N) reads plus one script call per repaired pk, per round; a sharded
+    model is rebuilt shard by shard.
     """
+    if engine.shards:
+        total = 0
+        for shard in engine.shards:
+            total += yield from rebuild(shard, rounds)
+        return total
     repaired = 0
     for _round in range(rounds):
         snap = yield from _snapshot(engine)

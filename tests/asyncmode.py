@@ -32,10 +32,11 @@ import redis
 import redis.asyncio
 
 from redis_schematics import BaseRedisMixin
-from redis_schematics.io import is_async_client
+from redis_schematics.io import is_async_client, is_cluster_client
 from redis_schematics.query import Query
 from redis_schematics.settings import Settings
 from redis_schematics.transaction import Transaction
+from tests.cluster import async_cluster_twin
 
 #: sync method -> async twin, on the model classes and instances
 MODEL_METHODS = {
@@ -72,6 +73,8 @@ class Loops(threading.local):
 
 def async_twin(client: Any) -> Any:
     """An asyncio client of the database ``client`` (sync) talks to."""
+    if is_cluster_client(client):
+        return async_cluster_twin(client)
     kw = client.connection_pool.connection_kwargs
     if isinstance(client, fakeredis.FakeRedis):
         server = kw.get("server")

@@ -30,6 +30,7 @@ from redis_schematics import (
     SimpleRedisModel,
 )
 from tests.asyncmode import async_api
+from tests.cluster import real_cluster, slot_checked
 
 DEFAULT_URL = "redis://127.0.0.1:6379/15"
 
@@ -58,7 +59,7 @@ settings.load_profile(
 
 
 #: what RS_TESTS=quick (the default) leaves out: client kinds, and folders
-FULL_ONLY_KINDS = ("fake-str", "real-str", "real-async")
+FULL_ONLY_KINDS = ("fake-str", "real-str", "real-async", "fake-cluster-async", "real-cluster-async")
 FULL_ONLY_DIRS = ("faults",)
 
 
@@ -122,10 +123,16 @@ def real_client(config: pytest.Config, decode: bool = False) -> redis.Redis:
 
 def make_client(request: pytest.FixtureRequest, kind: str) -> Iterator[Any]:
     """A flushed sync client of ``kind``; for the ``-async`` kinds the test's sync API
-    calls run through the async twins meanwhile (tests/asyncmode.py)."""
+    calls run through the async twins meanwhile (tests/asyncmode.py). The ``-cluster``
+    kinds are a slot-checking fakeredis or the real cluster (tests/cluster.py)."""
     decode = kind.endswith("-str")
-    client = fakeredis.FakeRedis(decode_responses=decode) if kind.startswith("fake") else None
-    if client is None:
+    if kind.startswith("fake-cluster"):
+        client = slot_checked()
+    elif kind.startswith("real-cluster"):
+        client = real_cluster()
+    elif kind.startswith("fake"):
+        client = fakeredis.FakeRedis(decode_responses=decode)
+    else:
         client = real_client(request.config, decode)
     try:
         if kind.endswith("-async"):
@@ -134,7 +141,9 @@ def make_client(request: pytest.FixtureRequest, kind: str) -> Iterator[Any]:
         else:
             yield client
     finally:
-        if not kind.startswith("fake"):
+        if kind.startswith("real-cluster"):
+            client.flushall()
+        elif not kind.startswith("fake"):
             client.flushdb()
         client.close()
 
@@ -153,6 +162,21 @@ BACKEND_KINDS = [
     pytest.param("real", marks=pytest.mark.real),
     pytest.param("real-async", marks=[pytest.mark.real, pytest.mark.asyncapi]),
 ]
+
+
+CLUSTER_KINDS = [
+    pytest.param("fake-cluster", marks=pytest.mark.fake),
+    pytest.param("fake-cluster-async", marks=[pytest.mark.fake, pytest.mark.asyncapi]),
+    pytest.param("real-cluster", marks=[pytest.mark.real, pytest.mark.cluster]),
+    pytest.param("real-cluster-async", marks=[pytest.mark.real, pytest.mark.cluster, pytest.mark.asyncapi]),
+]
+
+
+@pytest.fixture(params=CLUSTER_KINDS)
+def cluster(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A cluster client, flushed: fakeredis checking every call's slots, or the real
+    Redis Cluster; sync, or with the sync API served by the async twins."""
+    yield from make_client(request, request.param)
 
 
 @pytest.fixture(params=CLIENT_KINDS)

@@ -4,7 +4,15 @@ drivers that run them, sync and async. Nothing else in the library holds a clien
 from __future__ import annotations
 
 from redis_schematics.io.aio import AsyncDriver
-from redis_schematics.io.drivers import Driver, async_driver, intercept, is_async_client, sync_driver
+from redis_schematics.io.drivers import (
+    Driver,
+    async_driver,
+    intercept,
+    is_async_client,
+    is_cluster_client,
+    sync_driver,
+    treat_as_cluster,
+)
 from redis_schematics.io.requests import (
     Command,
     Emit,
@@ -17,6 +25,7 @@ from redis_schematics.io.requests import (
     Sleep,
     collect,
     done,
+    gather,
 )
 from redis_schematics.io.sync import SyncDriver
 
@@ -36,7 +45,10 @@ __all__ = [
     "async_driver",
     "collect",
     "done",
+    "gather",
     "intercept",
     "is_async_client",
+    "is_cluster_client",
     "sync_driver",
+    "treat_as_cluster",
 ]

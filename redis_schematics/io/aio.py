@@ -20,6 +20,8 @@ class AsyncDriver:
     """Runs flows on one async client, awaiting each request."""
 
     is_async = True
+    #: a Redis Cluster client (see ``io/cluster.py``)
+    cluster = False
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -99,4 +101,4 @@ class AsyncDriver:
                 break
             for found in scripts_of(request):  # reads only: sending them again is safe
                 await self.client.execute_command("SCRIPT LOAD", found.source)
-        return checked(replies)
+        return replies if request.errors else checked(replies)

@@ -48,9 +48,13 @@ class RunScript:
 
 @dataclass(frozen=True, slots=True)
 class Pipeline:
-    """Reads sent together in one round trip (no MULTI); the reply is their replies."""
+    """Reads sent together in one round trip (no MULTI); the reply is their replies.
+
+    With ``errors`` an error reply comes back in its place (an exception object) instead
+    of being raised: :func:`gather` hands each to the flow that asked."""
 
     requests: tuple[Command | RunScript, ...]
+    errors: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,71 @@ def done(value: T) -> Flow[T]:
     """A flow that asks nothing and returns ``value``."""
     return value
     yield  # pragma: no cover - makes this a generator
+
+
+#: the scripts that only read: their calls may share a pipeline (which may be re-sent)
+READ_SCRIPTS = frozenset({"run_query", "read_fields"})
+
+
+def _reads(request: Request) -> tuple[Command | RunScript, ...] | None:
+    """The parts of a read request that :func:`gather` may pipeline, or None."""
+    if type(request) is Command:
+        return (request,)
+    if isinstance(request, RunScript):
+        return (request,) if request.name in READ_SCRIPTS else None
+    if isinstance(request, Pipeline) and not request.errors:
+        return request.requests
+    return None
+
+
+def gather(flows: Sequence[Flow[Any]]) -> Flow[list[Any]]:
+    """Run ``flows`` side by side and return their results, in order.
+
+    Each round, the next request of every flow still running is sent: all together in
+    one :class:`Pipeline` when they are reads (commands, read-only scripts, pipelines),
+    otherwise one after the other. So N flows of one round trip each (the shards of a
+    sharded model) cost one round trip, whatever N; on a Redis Cluster the pipeline goes
+    to every node concurrently. An error reply goes to the flow that asked for it."""
+    results: list[Any] = [None] * len(flows)
+    pending: dict[int, Request] = {}
+
+    def advance(n: int, reply: Any, error: Exception | None) -> None:
+        try:
+            pending[n] = flows[n].send(reply) if error is None else flows[n].throw(error)
+        except StopIteration as stop:
+            pending.pop(n, None)
+            results[n] = stop.value
+
+    for n in range(len(flows)):
+        advance(n, None, None)
+    while pending:
+        parts = {n: _reads(r) for n, r in pending.items()}
+        batchable = [n for n, p in parts.items() if p is not None]
+        if len(batchable) < 2:
+            n = next(iter(pending))
+            try:
+                reply = yield pending[n]
+            except Exception as exc:  # the driver's error goes to the flow that asked
+                advance(n, None, exc)
+            else:
+                advance(n, reply, None)
+            continue
+        sent: list[Command | RunScript] = []
+        spans = []
+        for n in batchable:
+            found = parts[n]
+            assert found is not None
+            spans.append((n, len(sent), len(found), isinstance(pending[n], Pipeline)))
+            sent += found
+        replies = yield Pipeline(tuple(sent), errors=True)
+        for n, start, size, whole in spans:
+            mine = list(replies[start : start + size])
+            error = next((r for r in mine if isinstance(r, Exception)), None)
+            if error is not None:
+                advance(n, None, error)
+            else:
+                advance(n, mine if whole else mine[0], None)
+    return results
 
 
 def collect(flow: Flow[Any]) -> Flow[list[Any]]:

@@ -21,6 +21,8 @@ class SyncDriver:
     that holds a client."""
 
     is_async = False
+    #: a Redis Cluster client (see ``io/cluster.py``)
+    cluster = False
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -99,4 +101,4 @@ class SyncDriver:
                 break
             for found in scripts_of(request):  # reads only: sending them again is safe
                 self.client.execute_command("SCRIPT LOAD", found.source)
-        return checked(replies)
+        return replies if request.errors else checked(replies)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from redis_schematics.indexes import Entry, kind_of_entry
 from redis_schematics.io import AsyncDriver, Flow, SyncDriver
+from redis_schematics.keys import KeySpace
 from redis_schematics.ops import Guard, Op
 from redis_schematics.records import Merge, Records
 
@@ -23,6 +24,7 @@ class Owner(Protocol):
     name: str
     expiring: bool
     records: Records
+    keys: KeySpace
 
     def read(self, pks: Sequence[str], fields: Sequence[str] | None = None) -> Flow[list[tuple[Any, bool]]]:
         """Stored payloads of ``pks`` and whether each is alive."""

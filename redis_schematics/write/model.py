@@ -117,12 +117,16 @@ class ModelWrites:
         guard reports a stored object, and a read first with ``only``).
         """
         names = None if only is None else self.records.field_names(only)
-        items = self.items(objs, names)
+        yield from self.save_items(self.items(objs, names), pipeline, names is not None)
+
+    def save_items(self, items: list[Item], pipeline: Any = None, partial: bool = False) -> Flow[None]:
+        """Commit items made by :meth:`items` (``partial``: they merge with what is
+        stored); one ``apply_write.lua`` call per ``CHUNK`` items, see :meth:`save`."""
         if pipeline is not None:
             yield from self.defer(pipeline, items)
             return
         for chunk in chunked(items, CHUNK):
-            if names is not None:  # partial: merged with what is stored (and alive), so read it
+            if partial:  # merged with what is stored (and alive), so read it
                 yield from read_state(chunk)
             # Optimistic: assume absent; a stored object is reported back with its payload.
             yield from commit(chunk)

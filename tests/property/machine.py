@@ -19,6 +19,11 @@ indexes are left out of such a write, since nothing there enforces uniqueness.
 Models live under distinct prefixes in one Redis db. Add a layout to :data:`LAYOUTS`
 (its base model and how to remove one object's payload directly) and every rule and
 check covers it.
+
+``make_subjects(client, cluster=...)`` makes the same models for a Redis Cluster:
+``"tagged"`` (``__hash_tag__ = True``) or ``"sharded"`` (``__shards__ = 3``, without the
+UniqueIndex, which a sharded model allows only on its ``__shard_by__`` field); the
+helpers that act behind the library's back find each object's keys in its shard.
 """
 
 from __future__ import annotations
@@ -134,31 +139,50 @@ class Subject:
     layout: LayoutCase
     indexed: bool
     prefix: str
+    #: does it enforce the UniqueIndex on "code"?
+    unique: bool = True
 
     def __repr__(self) -> str:
         return self.prefix
 
+    def bases(self) -> list[str]:
+        """The key bases of the model: ``prefix``, ``{prefix}``, or one per shard."""
+        engine = self.model._engine()  # type: ignore[attr-defined]
+        return [shard.keys.base for shard in engine.shards] or [engine.keys.base]
 
-def make_subjects(client: Any, expire: int | None = None) -> list[Subject]:
+    def base_of(self, pk: str) -> str:
+        """The key base of the object ``pk`` (its shard's, for a sharded model)."""
+        engine = self.model._engine()  # type: ignore[attr-defined]
+        return str(engine.shard_of_value(pk).keys.base if engine.shards else engine.keys.base)
+
+
+#: the cluster settings of ``make_subjects(cluster=...)``
+CLUSTER_SETTINGS: dict[str, dict[str, Any]] = {"tagged": {"__hash_tag__": True}, "sharded": {"__shards__": 3}}
+
+
+def make_subjects(client: Any, expire: int | None = None, cluster: str | None = None) -> list[Subject]:
     """One indexed and one plain model per layout, each under its own prefix.
 
     No prefix starts another one (``st.`` / ``ex.`` and distinct endings), and the key
     scan in :meth:`LayoutsAgree.keys_of` is exact anyway.
     """
     out = []
+    sharded = cluster == "sharded"
     for case in LAYOUTS:
         for indexed in (True, False):
             prefix = f"{'ex' if expire else 'st'}.{case.name}.{'idx' if indexed else 'plain'}"
+            indexes = tuple(i for i in INDEXES if not (sharded and isinstance(i, UniqueIndex)))
             attrs: dict[str, Any] = {
                 "__redis_client__": client,
                 "__prefix__": prefix,
-                "__indexes__": INDEXES if indexed else None,
+                "__indexes__": indexes if indexed else None,
                 "__expire__": expire,
+                **CLUSTER_SETTINGS.get(cluster or "", {}),
                 **_fields(),
             }
             name = f"{case.base.__name__}{'Indexed' if indexed else 'Plain'}"
             model = type(case.base)(name, (case.base,), attrs)
-            out.append(Subject(model, case, indexed, prefix))
+            out.append(Subject(model, case, indexed, prefix, unique=indexed and not sharded))
     return out
 
 
@@ -191,7 +215,7 @@ class LayoutsAgree(RuleBasedStateMachine):
         refused = self.oracle.violation(prims)
         STATS["write refused (UniqueViolation)" if refused else "write stored"] += 1
         for subject in self.subjects:
-            if refused and not subject.indexed:
+            if refused and not subject.unique:
                 continue  # nothing enforces uniqueness there: keep it equal to the oracle
             instances = [subject.model({"pk": pk, **values}) for pk, values in objs]
             if refused:
@@ -219,11 +243,16 @@ class LayoutsAgree(RuleBasedStateMachine):
             self.pending.discard(pk)
 
     def keys_of(self, subject: Subject) -> list[str]:
-        """Every key of ``subject``: objects ``P:*``, the hash ``P``, meta keys ``P#*``."""
-        p = subject.prefix
-        found = [*self.client.scan_iter(match=_glob(p) + ":*"), *self.client.scan_iter(match=_glob(p) + "#*")]
-        if self.client.exists(p):
-            found.append(p)
+        """Every key of ``subject``: objects ``P:*``, the hash ``P``, meta keys ``P#*``
+        (P each key base: the prefix, or its hash tag, or each shard's)."""
+        found = []
+        for p in subject.bases():
+            found += [
+                *self.client.scan_iter(match=_glob(p) + ":*"),
+                *self.client.scan_iter(match=_glob(p) + "#*"),
+            ]
+            if self.client.exists(p):
+                found.append(p)
         return sorted(k.decode() if isinstance(k, bytes) else k for k in found)
 
     def pool(self) -> dict[str, tuple[list[Any], list[Any]]]:
@@ -404,7 +433,7 @@ class LayoutsAgree(RuleBasedStateMachine):
         refused = self.oracle.violation([(pk, merged)])
         STATS["partial write refused (UniqueViolation)" if refused else "partial write stored"] += 1
         for subject in self.subjects:
-            if refused and not subject.indexed:
+            if refused and not subject.unique:
                 continue
             obj = subject.model.match_for_pk(pk, only=read)
             fresh = subject.model({"pk": pk, **changes})
@@ -498,11 +527,11 @@ class ExpiringLayoutsAgree(LayoutsAgree):
     #: test_regressions.py::test_purge_after_payload_ttl_leaves_no_index_entry).
     PAYLOAD_TTL_FIRES = True
 
-    def _members(self, s: Subject) -> str:
-        return f"{s.prefix}#members"
+    def _members(self, s: Subject, pk: str) -> str:
+        return f"{s.base_of(pk)}#members"
 
     def _dead(self, s: Subject) -> int:
-        return int(self.client.zcount(self._members(s), "-inf", PAST))
+        return sum(int(self.client.zcount(f"{base}#members", "-inf", PAST)) for base in s.bases())
 
     @precondition(lambda self: bool(self.oracle.data))
     @rule(data=st.data(), drop_payload=st.booleans(), purge_now=st.booleans())
@@ -517,9 +546,9 @@ class ExpiringLayoutsAgree(LayoutsAgree):
         drop_payload = drop_payload and self.PAYLOAD_TTL_FIRES
         purge_now = purge_now or drop_payload
         for s in self.subjects:
-            assert self.client.zadd(self._members(s), {pk: PAST}, xx=True, ch=True) == 1, s
+            assert self.client.zadd(self._members(s, pk), {pk: PAST}, xx=True, ch=True) == 1, s
             if drop_payload:
-                s.layout.drop_payload(self.client, s.prefix, pk)
+                s.layout.drop_payload(self.client, s.base_of(pk), pk)
             if purge_now:
                 dead = self._dead(s)
                 assert s.model.purge_expired() == dead, s

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -54,3 +55,21 @@ def test_expiring_layouts_agree_with_oracle(backend: Any) -> None:
     STATS.clear()
     run_state_machine_as_test(lambda: ExpiringLayoutsAgree(backend, subjects), settings=machine_settings())
     _report("ExpiringLayoutsAgree")
+
+
+@pytest.mark.parametrize("mode", ["tagged", "sharded"])
+def test_cluster_models_agree_with_oracle(cluster: Any, mode: str) -> None:
+    """The same machine on models for a Redis Cluster: one slot (``__hash_tag__``) or
+    three shards (``__shards__``), on the slot-checking fakeredis and the real cluster."""
+    subjects = make_subjects(cluster, cluster=mode)
+    STATS.clear()
+    run_state_machine_as_test(lambda: LayoutsAgree(cluster, subjects), settings=machine_settings())
+    _report(f"LayoutsAgree ({mode})")
+
+
+@pytest.mark.parametrize("mode", ["tagged", "sharded"])
+def test_expiring_cluster_models_agree_with_oracle(cluster: Any, mode: str) -> None:
+    subjects = make_subjects(cluster, expire=3600, cluster=mode)
+    STATS.clear()
+    run_state_machine_as_test(lambda: ExpiringLayoutsAgree(cluster, subjects), settings=machine_settings())
+    _report(f"ExpiringLayoutsAgree ({mode})")

@@ -27,6 +27,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("write",),
     # the engine (reads, expiry) behind every model method
     ("engine",),
+    # sharded models: the engine of each shard behind one routing engine
+    ("sharding",),
     # planning, executing queries, upkeep
     ("planner", "execute", "upkeep"),
     ("query",),

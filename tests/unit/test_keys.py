@@ -8,11 +8,12 @@ breaks existing data, so each is written out in full here.
 from __future__ import annotations
 
 import fnmatch
+from binascii import crc_hqx
 
 import pytest
 
 from redis_schematics.exceptions import ConfigurationError
-from redis_schematics.keys import KeySpace, escape_glob
+from redis_schematics.keys import SLOTS, KeySpace, escape_glob, shard_spellings, slot_of
 
 
 def redis_glob(pattern: str, name: str) -> bool:
@@ -92,7 +93,7 @@ def test_range_and_unique_keys() -> None:
 
 
 def test_hash_tag_wraps_the_prefix() -> None:
-    ks = KeySpace("IceCream", hash_tag=True)
+    ks = KeySpace("IceCream", tagged=True)
     assert ks.base == "{IceCream}"
     assert ks.object("1") == "{IceCream}:1"
     assert ks.model_hash() == "{IceCream}"
@@ -101,21 +102,57 @@ def test_hash_tag_wraps_the_prefix() -> None:
     assert ks.equality("flavour", None) == "{IceCream}#eq:flavour#none"
     assert ks.range("amount_kg") == "{IceCream}#range:amount_kg"
     assert ks.unique("code") == "{IceCream}#unique:code"
+    assert ks.pk_from_object("{IceCream}:x:y") == "x:y"
+    assert ks.slot() == slot_of("{IceCream}") == 15732
+
+
+def test_a_slot_group_tags_with_the_group_and_keeps_the_prefix() -> None:
+    order, shop = KeySpace("Order", True, "shop"), KeySpace("Shop", True, "shop")
+    assert order.object("1") == "{shop}Order:1"
+    assert order.members() == "{shop}Order#members"
+    assert shop.members() == "{shop}Shop#members"
+    assert order.pk_from_object("{shop}Order:a:b") == "a:b"
+    assert order.slot() == shop.slot() == slot_of("{shop}")
 
 
 def test_shard_forms() -> None:
-    assert KeySpace("IceCream", shard=3).object("1") == "IceCream.3:1"
-    assert KeySpace("IceCream", shard=3).members() == "IceCream.3#members"
-    assert KeySpace("IceCream", hash_tag=True, shard=3).object("1") == "{IceCream.3}:1"
-    assert KeySpace("IceCream", hash_tag=True, shard=0).range("a") == "{IceCream.0}#range:a"
-    assert KeySpace("IceCream", shard=0).pk_from_object("IceCream.0:x:y") == "x:y"
-    assert KeySpace("IceCream", hash_tag=True, shard=7).pk_from_object("{IceCream.7}:p") == "p"
+    ks = KeySpace("IceCream", True).sharded("3")
+    assert ks.object("1") == "{IceCream.3}:1"
+    assert ks.members() == "{IceCream.3}#members"
+    assert ks.range("a") == "{IceCream.3}#range:a"
+    assert ks.pk_from_object("{IceCream.3}:p") == "p"
+    grouped = KeySpace("Order", True, "shop").sharded("0")
+    assert grouped.object("1") == "{shop.0}Order:1"
+
+
+def test_shard_spellings_are_pinned() -> None:
+    """A storage format: changing these moves every object of every sharded model."""
+    assert shard_spellings("IceCream", 3) == ("0", "3", "2")
+    assert shard_spellings("IceCream", 8) == ("1", "43", "0", "42", "3", "41", "2", "40")
+    assert shard_spellings("shop", 4) == ("1", "0", "3", "2")
+    assert shard_spellings("x", 1) == ("0",)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 16, 100])
+def test_shards_fall_in_distinct_equal_ranges_of_the_slot_range(n: int) -> None:
+    slots = [slot_of("{Model." + s + "}") for s in shard_spellings("Model", n)]
+    for i, slot in enumerate(slots):
+        assert i * SLOTS // n <= slot < (i + 1) * SLOTS // n
+
+
+def test_slot_of_follows_the_cluster_rules() -> None:
+    # the hash tag is the text between the first "{" and the next "}", if not empty
+    assert slot_of("{user1000}.following") == slot_of("{user1000}.followers") == slot_of("user1000")
+    assert slot_of("foo{}{bar}") == crc_hqx(b"foo{}{bar}", 0) % SLOTS
+    assert slot_of("foo{{bar}}zap") == crc_hqx(b"{bar", 0) % SLOTS
+    assert slot_of("x{a") == crc_hqx(b"x{a", 0) % SLOTS
+    assert slot_of(b"{IceCream}:1") == slot_of("{IceCream}")
 
 
 def test_default_is_no_hash_tag_and_no_shard() -> None:
     ks = KeySpace("IceCream")
     assert ks.base == "IceCream"
-    assert (ks.hash_tag, ks.shard) == (False, None)
+    assert (ks.tagged, ks.group, ks.shard, ks.slot()) == (False, None, None, None)
 
 
 # -- prefixes that cannot work ------------------------------------------------------------------
@@ -126,6 +163,12 @@ def test_reserved_characters_in_prefix_are_refused(prefix: str) -> None:
     with pytest.raises(ConfigurationError, match="__prefix__") as info:
         KeySpace(prefix)
     assert repr(prefix) in str(info.value)
+
+
+@pytest.mark.parametrize("group", ["", "s#", "{shop}"])
+def test_reserved_characters_in_a_group_are_refused(group: str) -> None:
+    with pytest.raises(ConfigurationError, match="__hash_tag__"):
+        KeySpace("Order", True, group)
 
 
 def test_empty_prefix_is_refused() -> None:
@@ -159,7 +202,7 @@ def test_patterns_literal() -> None:
     odd = KeySpace("A*b[c]?")
     assert odd.object_pattern() == "A\\*b\\[c\\]\\?:*"
     assert odd.meta_pattern() == "A\\*b\\[c\\]\\?#*"
-    assert KeySpace("M", hash_tag=True).object_pattern() == "{M}:*"
+    assert KeySpace("M", tagged=True).object_pattern() == "{M}:*"
 
 
 @pytest.mark.parametrize("prefix", ["Mix", "A*", "A?", "[ab]", "back\\slash"])

@@ -1,0 +1,103 @@
+"""The Redis Cluster drivers: the sync and async drivers, plus what a cluster needs.
+
+redis-py's ``RedisCluster`` (and ``redis.asyncio.RedisCluster``) already routes every
+keyed command and every EVALSHA to the node of its keys' slot, follows MOVED and ASK
+redirections, retries TRYAGAIN and CLUSTERDOWN (``cluster_error_retry_attempts``),
+refreshes its slot map after a failover, sends ``SCRIPT LOAD`` to every primary (so the
+drivers' reload after NOSCRIPT covers a promoted replica that never saw the script) and
+splits a pipeline into one batch per node. What it cannot know, and these drivers add:
+
+* ``SCAN`` has no key: redis-py sends it to every primary with one cursor. A scan of a
+  model's keys is sent to the one node that holds the model's hash tag (read from the
+  MATCH pattern, which always starts with the tag: ``KeySpace`` builds it), and its
+  reply comes back in the single-node shape;
+* a script call with no key cannot be routed: refused (every script of ours declares
+  every key it touches, which is what makes it cluster-safe);
+* ``cluster = True`` tells a transaction to refuse writes spanning slots (``CrossSlot``)
+  before it sends anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis_schematics.io.aio import AsyncDriver
+from redis_schematics.io.requests import Command, Pipeline, Request, RunScript
+from redis_schematics.io.sync import SyncDriver
+
+
+def _unescape(pattern: str) -> str:
+    out = []
+    escaped = False
+    for c in pattern:
+        if escaped or c != "\\":
+            out.append(c)
+            escaped = False
+        else:
+            escaped = True
+    return "".join(out)
+
+
+def scan_key(args: tuple[Any, ...]) -> str:
+    """A key in the slot a ``SCAN ... MATCH {tag}...`` pattern is about: its hash tag."""
+    pattern = None
+    for n, arg in enumerate(args):
+        if isinstance(arg, str) and arg.upper() == "MATCH" and n + 1 < len(args):
+            pattern = str(args[n + 1])
+    if pattern is None or not pattern.startswith("{") or "}" not in pattern:
+        msg = f"a SCAN on a Redis Cluster needs a MATCH pattern starting with a hash tag, not {args!r}"
+        raise ValueError(msg)
+    return _unescape(pattern[: pattern.index("}") + 1])
+
+
+def single_node_reply(reply: Any) -> Any:
+    """A SCAN reply sent to one node: ``({node: cursor}, keys)`` becomes ``(cursor, keys)``."""
+    cursor, keys = reply
+    if isinstance(cursor, dict):
+        (cursor,) = cursor.values()
+    return cursor, keys
+
+
+def refuse_keyless(request: Request) -> None:
+    """A script call with no keys cannot be routed to a slot (nor be cluster-safe)."""
+    parts = request.requests if isinstance(request, Pipeline) else (request,)
+    for part in parts:
+        if isinstance(part, RunScript) and not part.keys:
+            msg = f"script {part.name!r} called with no keys: a Redis Cluster cannot route it"
+            raise ValueError(msg)
+
+
+def is_scan(request: Request) -> bool:
+    """Is ``request`` a keyless SCAN (routed by its pattern)?"""
+    return type(request) is Command and str(request.args[0]).upper() == "SCAN"
+
+
+class ClusterSyncDriver(SyncDriver):
+    """:class:`SyncDriver` for a ``redis.cluster.RedisCluster``."""
+
+    cluster = True
+
+    def handle(self, request: Request) -> Any:
+        """Send one request (a SCAN to its model's node); its reply."""
+        if is_scan(request):
+            assert isinstance(request, Command)
+            node = self.client.get_node_from_key(scan_key(request.args))
+            return single_node_reply(self.client.execute_command(*request.args, target_nodes=node))
+        refuse_keyless(request)
+        return super().handle(request)
+
+
+class ClusterAsyncDriver(AsyncDriver):
+    """:class:`AsyncDriver` for a ``redis.asyncio.RedisCluster``."""
+
+    cluster = True
+
+    async def handle(self, request: Request) -> Any:
+        """Send one request (a SCAN to its model's node); its reply."""
+        if is_scan(request):
+            assert isinstance(request, Command)
+            node = self.client.get_node_from_key(scan_key(request.args))
+            reply = await self.client.execute_command(*request.args, target_nodes=node)
+            return single_node_reply(reply)
+        refuse_keyless(request)
+        return await super().handle(request)
