@@ -189,3 +189,12 @@ def slot_checked() -> SlotChecked:
 def slots_touched(clients: Iterable[Any]) -> set[int]:
     """Every slot the slot-checked ``clients`` sent a command to."""
     return {slot for c in clients for slot in getattr(c, "slots", ())}
+
+
+def inspector(client: Any) -> Any:
+    """A client to look at everything ``client`` stored, unchecked: the fake server's
+    plain fakeredis client, or the cluster client itself (its SCAN visits every node)."""
+    if isinstance(client, SlotChecked):
+        kw = client.connection_pool.connection_kwargs
+        return fakeredis.FakeRedis(server=kw["server"])
+    return client
