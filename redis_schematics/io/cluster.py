@@ -13,6 +13,9 @@ splits a pipeline into one batch per node. What it cannot know, and these driver
   reply comes back in the single-node shape;
 * a script call with no key cannot be routed: refused (every script of ours declares
   every key it touches, which is what makes it cluster-safe);
+* redis-py refuses ``evalsha`` (so ``register_script``) on a cluster pipeline: a write
+  queued on the user's ``RedisCluster.pipeline()`` is sent as ``EVAL`` with the script's
+  source (no NOSCRIPT possible), through ``execute_command``, which routes it by its keys;
 * ``cluster = True`` tells a transaction to refuse writes spanning slots (``CrossSlot``)
   before it sends anything.
 """
@@ -22,7 +25,8 @@ from __future__ import annotations
 from typing import Any
 
 from redis_schematics.io.aio import AsyncDriver
-from redis_schematics.io.requests import Command, Pipeline, Request, RunScript
+from redis_schematics.io.requests import Command, Pipeline, Queue, Request, RunScript
+from redis_schematics.io.scripts import script
 from redis_schematics.io.sync import SyncDriver
 
 
@@ -67,6 +71,13 @@ def refuse_keyless(request: Request) -> None:
             raise ValueError(msg)
 
 
+def queue_eval(request: Queue) -> Any:
+    """Queue a script call on a cluster pipeline as EVAL (see the module docstring)."""
+    call = request.script
+    source = script(call.name).source
+    return request.pipeline.execute_command("EVAL", source, len(call.keys), *call.keys, *call.args)
+
+
 def is_scan(request: Request) -> bool:
     """Is ``request`` a keyless SCAN (routed by its pattern)?"""
     return type(request) is Command and str(request.args[0]).upper() == "SCAN"
@@ -83,6 +94,8 @@ class ClusterSyncDriver(SyncDriver):
             assert isinstance(request, Command)
             node = self.client.get_node_from_key(scan_key(request.args))
             return single_node_reply(self.client.execute_command(*request.args, target_nodes=node))
+        if isinstance(request, Queue):
+            return queue_eval(request)
         refuse_keyless(request)
         return super().handle(request)
 
@@ -99,5 +112,7 @@ class ClusterAsyncDriver(AsyncDriver):
             node = self.client.get_node_from_key(scan_key(request.args))
             reply = await self.client.execute_command(*request.args, target_nodes=node)
             return single_node_reply(reply)
+        if isinstance(request, Queue):
+            return queue_eval(request)  # queued, not sent: nothing to await
         refuse_keyless(request)
         return await super().handle(request)

@@ -11,8 +11,11 @@ How a page runs (the *preamble*, stated in ``tests/README.md`` and ``docs/index.
   subclasses on one ``FakeServer`` per page, and ``redis.asyncio.Redis`` /
   ``redis.asyncio.StrictRedis`` are ``fakeredis.FakeAsyncRedis`` subclasses on the same
   server; ``from_url(...)`` works too, as do ``redis.from_url`` and
-  ``redis.asyncio.from_url`` (any URL: it is the page's fake server). Nothing else is
-  defined for the blocks;
+  ``redis.asyncio.from_url`` (any URL: it is the page's fake server);
+  ``redis.cluster.RedisCluster`` / ``redis.asyncio.RedisCluster`` (and their
+  ``redis.RedisCluster`` spellings) are the slot-checking fakeredis of tests/cluster.py
+  on the same server, so a page's cluster examples must be cluster-safe. Nothing else
+  is defined for the blocks;
 - top-level ``await`` works: a block is compiled with ``ast.PyCF_ALLOW_TOP_LEVEL_AWAIT``
   and its coroutine runs in one event loop kept for the page;
 - a block whose first line starts with ``>>>`` is a doctest: each example runs in the
@@ -43,6 +46,10 @@ import fakeredis
 import pytest
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
+
+from tests.cluster import AsyncSlotChecked, SlotChecked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,6 +166,8 @@ def fake_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[fakeredis.FakeServer
 
     Redis = _on_server(fakeredis.FakeRedis, server, "Redis")
     AsyncRedis = _on_server(fakeredis.FakeAsyncRedis, server, "AsyncRedis")
+    RedisCluster = _on_server(SlotChecked, server, "RedisCluster")
+    AsyncRedisCluster = _on_server(AsyncSlotChecked, server, "RedisCluster")
 
     with monkeypatch.context() as patch:
         patch.setattr(redis, "Redis", Redis)
@@ -167,6 +176,10 @@ def fake_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[fakeredis.FakeServer
         patch.setattr(redis.asyncio, "StrictRedis", AsyncRedis)
         patch.setattr(redis, "from_url", Redis.from_url)
         patch.setattr(redis.asyncio, "from_url", AsyncRedis.from_url)
+        for module in (redis, redis.cluster):
+            patch.setattr(module, "RedisCluster", RedisCluster)
+        for module in (redis.asyncio, redis.asyncio.cluster):
+            patch.setattr(module, "RedisCluster", AsyncRedisCluster)
         yield server
 
 

@@ -29,10 +29,18 @@ from typing import Any
 
 import fakeredis
 import pytest
+import redis.cluster
 from redis.asyncio.client import Redis as AsyncioRedis  # the real class, not the preamble's
 from schematics import models, types
 
-from redis_schematics import BaseRedisMixin, EqualityIndex, RangeIndex, SimpleRedisModel
+from redis_schematics import (
+    BaseRedisMixin,
+    EqualityIndex,
+    RangeIndex,
+    SimpleRedisModel,
+    UniqueIndex,
+    transaction,
+)
 from tests.docs.blocks import ROOT, RUN, blocks, pages, ran_page
 from tests.races import racing
 
@@ -125,6 +133,30 @@ def _model(ns: Namespace, name: str = "IceCream", **attrs: Any) -> type:
     return type(SimpleRedisModel)(name, (SimpleRedisModel,), body)
 
 
+# CrossSlot
+
+
+@quoted(
+    'CrossSlot: this transaction writes to 2 Redis Cluster hash slots (slot 3088: Shop ({retail}Shop); slot 8518: Ice ({Ice})); one atomic write can only touch one slot. Put the models in one slot group (the same `__hash_tag__ = "group"`), or write them in separate transactions. Nothing was written.'
+)
+def _transaction_across_slots(ns: Namespace) -> None:
+    cluster = redis.cluster.RedisCluster(host="127.0.0.1", port=7000)
+    ice = _model(ns, "Ice", __redis_client__=cluster, __prefix__="Ice", __hash_tag__=True)
+    shop = _model(ns, "Shop", __redis_client__=cluster, __prefix__="Shop", __hash_tag__="retail")
+    with transaction() as tx:
+        ice({"id": "1"}).set(pipeline=tx)
+        shop({"id": "1"}).set(pipeline=tx)
+
+
+@quoted(
+    "CrossSlot: Stall 's1' is stored in shard {Stall.2} and this write would put it in another (its flavour changed): an object cannot move between shards atomically. Delete it, then set it again; nothing was written."
+)
+def _shard_move(ns: Namespace) -> None:
+    stall = _model(ns, "Stall", __prefix__="Stall", __shards__=3, __shard_by__="flavour")
+    stall({"id": "s1", "flavour": "vanilla"}).set()
+    stall({"id": "s1", "flavour": "lemon"}).set()
+
+
 # ConfigurationError
 
 
@@ -172,6 +204,21 @@ def _unique_together_of_no_field(ns: Namespace) -> None:
 )
 def _prefix_with_hash(ns: Namespace) -> None:
     _model(ns, __prefix__="Ice#Cream")
+
+
+@quoted(
+    "ConfigurationError: IceCream.__redis_client__ is a Redis Cluster client (RedisCluster) but IceCream has neither __hash_tag__ nor __shards__, so its keys would fall in many slots. Add `__hash_tag__ = True` to IceCream (all its keys in one slot) or `__shards__ = N` (spread over N slots); see docs/cluster.md."
+)
+def _untagged_on_a_cluster(ns: Namespace) -> None:
+    cluster = redis.cluster.RedisCluster(host="127.0.0.1", port=7000)  # the page's slot checker
+    _model(ns, __redis_client__=cluster, __prefix__="OnCluster").count()
+
+
+@quoted(
+    "ConfigurationError: IceCream.__indexes__: UniqueIndex('flavour') on a sharded model must be on its __shard_by__ field (uniqueness is atomic only inside one shard); set IceCream.__shard_by__ = 'flavour', or use an EqualityIndex."
+)
+def _unique_off_the_shard_key(ns: Namespace) -> None:
+    _model(ns, __prefix__="Sharded", __shards__=3, __indexes__=(UniqueIndex("flavour"),))
 
 
 @quoted(

@@ -416,3 +416,15 @@ def test_the_slot_checker_refuses_what_a_cluster_refuses() -> None:
     pipe = client.pipeline(transaction=False)
     with pytest.raises(SlotError):
         pipe.mget(["{a}:1", "{b}:1"])
+
+
+def test_writes_queued_on_a_cluster_pipeline(layout: type, cluster: Any) -> None:
+    """redis-py refuses evalsha on a cluster pipeline: the write is queued as EVAL."""
+    model = cluster_model(layout, cluster, "tagged")
+    pipe = cluster.pipeline(transaction=False)
+    model({"id": "1", "flavour": "mint", "code": "a"}).set(pipeline=pipe)
+    model({"id": "2", "flavour": "mint", "code": "b"}).set(pipeline=pipe)
+    assert model.count() == 0
+    assert pipe.execute() == [1, 1]
+    assert sorted(o.id for o in model.filter(flavour="mint")) == ["1", "2"]
+    assert model.check_indexes() == []
