@@ -3,7 +3,9 @@
 ~300 seeded random objects (None values, ties, microsecond datetimes naive and aware
 with offsets, ints around +-2**53 in a RangeIndex, floats incl. -0.0, unicode strings,
 booleans) are stored in three models that differ only in their indexes: every field
-indexed, some fields indexed, none. Random queries (1-3 conditions over the 8 operators)
+indexed, some fields indexed, none; in the full profile also in a fourth, sharded over 3
+hash tags (``__shards__``, every index but the UniqueIndex), whose queries are merged
+from its shards. Random queries (1-3 conditions over the 8 operators)
 must give, on each model, exactly what a plain Python evaluation of SPEC section 1 gives:
 ``filter`` pk lists, ``count``, ``match`` outcomes and ordered ``limit``/``offset`` pages.
 
@@ -288,8 +290,9 @@ def random_conditions(values: Values, fields: tuple[str, ...] = FIELDS, most: in
 
 
 # -- fixtures -------------------------------------------------------------------------------
-def build_model(layout: type, client: Any, prefix: str, indexes: Any) -> type:
+def build_model(layout: type, client: Any, prefix: str, indexes: Any, **settings: Any) -> type:
     attrs: dict[str, Any] = {
+        **settings,
         "__redis_client__": client,
         "__prefix__": prefix,
         "__indexes__": indexes,
@@ -320,6 +323,9 @@ def populate(layout: type, client: Any, seed: int) -> World:
         "some": build_model(layout, client, "BruteSome", SOME_INDEXES),
         "none": build_model(layout, client, "BruteNone", None),
     }
+    if full_profile():
+        sharded = tuple(i for i in FULL_INDEXES if not isinstance(i, UniqueIndex))
+        models["sharded"] = build_model(layout, client, "BruteSharded", sharded, __shards__=3)
     pks = make_pks(N_OBJECTS)
     data: dict[str, dict[str, Any]] = {}
     for i, pk in enumerate(pks):
