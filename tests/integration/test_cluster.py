@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from redis_schematics import (
+    DistributedHashRedisModel,
     HashRedisModel,
     SimpleRedisModel,
     UniqueIndex,
@@ -427,4 +428,18 @@ def test_writes_queued_on_a_cluster_pipeline(layout: type, cluster: Any) -> None
     assert model.count() == 0
     assert pipe.execute() == [1, 1]
     assert sorted(o.id for o in model.filter(flavour="mint")) == ["1", "2"]
+    assert model.check_indexes() == []
+
+
+def test_scripts_are_loaded_again_after_a_flush(cluster: Any) -> None:
+    """NOSCRIPT (a promoted replica that never saw a script, a SCRIPT FLUSH): the script
+    is loaded again and the call sent again, for writes, queries and pipelined reads."""
+    model = cluster_model(DistributedHashRedisModel, cluster, "sharded", prefix="Flushed")
+    model.set_many([model(r) for r in rows(30)])
+    cluster.script_flush()
+    model({"id": "new", "flavour": "mint"}).set()
+    cluster.script_flush()
+    assert model.count(flavour="mint") == sum(r["flavour"] == "mint" for r in rows(30)) + 1
+    cluster.script_flush()
+    assert len(model.match_for_pks([r["id"] for r in rows(30)])) == 30  # read_fields, pipelined
     assert model.check_indexes() == []
