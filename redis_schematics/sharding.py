@@ -31,7 +31,7 @@ from redis_schematics.layouts import Layout
 from redis_schematics.lookups import Condition, Exact
 from redis_schematics.serializers import token
 from redis_schematics.settings import Settings
-from redis_schematics.write import Item
+from redis_schematics.write import CHUNK, Item
 
 
 def make_engine(model: type, layout_class: type[Layout]) -> Engine:
@@ -134,7 +134,7 @@ class ShardedEngine(Engine):
                     best[pk] = (payload, alive)
         return [best[pk] for pk in pks]
 
-    def each_member_batch(self, handle: Callable[[list[str]], Flow[None]], batch: int = 500) -> Flow[None]:
+    def each_member_batch(self, handle: Callable[[list[str]], Flow[None]], batch: int = CHUNK) -> Flow[None]:
         """Every shard's members, shard after shard."""
         for shard in self.shards:
             yield from shard.each_member_batch(handle, batch)
@@ -165,7 +165,7 @@ class ShardedEngine(Engine):
             deleted += yield from shard.delete_all()
         return deleted
 
-    def purge_expired(self, batch: int = 500, max_batches: int | None = None) -> Flow[int]:
+    def purge_expired(self, batch: int = CHUNK, max_batches: int | None = None) -> Flow[int]:
         """``Engine.purge_expired`` on every shard (``max_batches`` per shard)."""
         purged = 0
         for shard in self.shards:
