@@ -111,6 +111,7 @@ class _Checks:
         queue = pipe.execute_command
 
         def execute_command(*args: Any, **options: Any) -> Any:
+            options.pop("target_nodes", None)
             check(args, self.slots)
             return queue(*args, **options)
 

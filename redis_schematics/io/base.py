@@ -15,6 +15,9 @@ from redis.exceptions import NoScriptError
 from redis_schematics.io.requests import Command, Pipeline, RunScript
 from redis_schematics.io.scripts import Script, script
 
+#: no extra ``execute_command`` options (shared, never changed)
+NO_OPTIONS: dict[str, Any] = {}
+
 
 def command_args(request: Command | RunScript) -> tuple[Any, ...]:
     """The ``execute_command`` arguments of a command or a script call (EVALSHA)."""

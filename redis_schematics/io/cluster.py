@@ -16,6 +16,10 @@ splits a pipeline into one batch per node. What it cannot know, and these driver
 * redis-py refuses ``evalsha`` (so ``register_script``) on a cluster pipeline: a write
   queued on the user's ``RedisCluster.pipeline()`` is sent as ``EVAL`` with the script's
   source (no NOSCRIPT possible), through ``execute_command``, which routes it by its keys;
+* in a cluster pipeline redis-py asks the server for the keys of every EVALSHA
+  (``COMMAND GETKEYS``, one round trip each, before sending the pipeline): a pipelined
+  script call is given the node of its first key (``target_nodes``), which redis-py
+  drops for its normal routing if a MOVED reply says the slot moved;
 * ``cluster = True`` tells a transaction to refuse writes spanning slots (``CrossSlot``)
   before it sends anything.
 """
@@ -83,10 +87,21 @@ def is_scan(request: Request) -> bool:
     return type(request) is Command and str(request.args[0]).upper() == "SCAN"
 
 
+def script_node(client: Any, part: Command | RunScript) -> dict[str, Any]:
+    """``target_nodes`` for a pipelined script call: the node of its first key."""
+    if isinstance(part, RunScript) and part.keys:
+        return {"target_nodes": client.get_node_from_key(part.keys[0])}
+    return {}
+
+
 class ClusterSyncDriver(SyncDriver):
     """:class:`SyncDriver` for a ``redis.cluster.RedisCluster``."""
 
     cluster = True
+
+    def options(self, part: Command | RunScript) -> dict[str, Any]:
+        """A pipelined script call goes to the node of its keys (module docstring)."""
+        return script_node(self.client, part)
 
     def handle(self, request: Request) -> Any:
         """Send one request (a SCAN to its model's node); its reply."""
@@ -104,6 +119,10 @@ class ClusterAsyncDriver(AsyncDriver):
     """:class:`AsyncDriver` for a ``redis.asyncio.RedisCluster``."""
 
     cluster = True
+
+    def options(self, part: Command | RunScript) -> dict[str, Any]:
+        """A pipelined script call goes to the node of its keys (module docstring)."""
+        return script_node(self.client, part)
 
     async def handle(self, request: Request) -> Any:
         """Send one request (a SCAN to its model's node); its reply."""

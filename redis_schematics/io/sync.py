@@ -8,7 +8,14 @@ from typing import Any, TypeVar
 
 from redis.exceptions import NoScriptError
 
-from redis_schematics.io.base import checked, command_args, missing_script, not_a_request, scripts_of
+from redis_schematics.io.base import (
+    NO_OPTIONS,
+    checked,
+    command_args,
+    missing_script,
+    not_a_request,
+    scripts_of,
+)
 from redis_schematics.io.requests import Command, Emit, Flow, Pipeline, Queue, Request, RunScript, Sleep
 from redis_schematics.io.scripts import script
 
@@ -23,6 +30,10 @@ class SyncDriver:
     is_async = False
     #: a Redis Cluster client (see ``io/cluster.py``)
     cluster = False
+
+    def options(self, part: Command | RunScript) -> dict[str, Any]:
+        """Extra ``execute_command`` options of a pipelined request (none here)."""
+        return NO_OPTIONS
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -95,7 +106,7 @@ class SyncDriver:
         for _attempt in range(2):
             pipe = self.client.pipeline(transaction=False)
             for part in request.requests:
-                pipe.execute_command(*command_args(part))
+                pipe.execute_command(*command_args(part), **self.options(part))
             replies: list[Any] = pipe.execute(raise_on_error=False)
             if not missing_script(replies):
                 break
