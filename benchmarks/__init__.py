@@ -11,5 +11,8 @@ Modules:
 * ``workload`` -- the seeded data set, the model factory and the ``LAYOUTS`` list;
 * ``timing``   -- interleaved sampling, medians;
 * ``cases``    -- the six sections (hydration, writes, reads by pk, filters, scale, memory);
+* ``asyncbench`` -- section 7, the asyncio API against its sync twin;
+* ``clusterbench`` -- section 8 (``--cluster``): sharded and hash-tagged models on a Redis
+  Cluster against the same model on the single Redis;
 * ``report``   -- the table, ``benchmarks.json`` and the optional ``benchmarks.png``.
 """

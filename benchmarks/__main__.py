@@ -8,6 +8,7 @@ Usage::
     python -m benchmarks --n 1000,50000   # choose N
     python -m benchmarks --only writes,memory
     python -m benchmarks --url redis://127.0.0.1:6379/9   # an existing server (db is FLUSHED)
+    python -m benchmarks --cluster        # only section 8, on the Redis Cluster at REDIS_CLUSTER_URL
     python -m benchmarks.report docs/benchmarks.json      # that file as a Markdown table
 
 By default it starts its own ``redis-server`` (from PATH) on a free loopback port
@@ -25,7 +26,14 @@ measured in the same run:
 6. memory: ``used_memory`` per object for each layout in ``workload.LAYOUTS``, without
    and with the 4 indexes, at N = 100k (or the largest N <= 100k);
 7. async: ``amatch_for_pk`` / ``afilter`` vs their sync twins, and 100 concurrent
-   ``afilter`` calls (``asyncio.gather``, one pool) vs 100 sequential sync calls.
+   ``afilter`` calls (``asyncio.gather``, one pool) vs 100 sequential sync calls;
+8. cluster (only when asked: ``--cluster`` or ``--only ...,cluster``): the same model
+   sharded over 3 nodes of the Redis Cluster at ``REDIS_CLUSTER_URL`` (default
+   redis://127.0.0.1:7000), hash-tagged on one node, and on the single Redis of the run:
+   indexed queries per call and ``set_many`` throughput (``clusterbench``). A default
+   run leaves it out even when a cluster answers, so that its rows and its duration do
+   not depend on what else runs on the machine. A run of section 8 alone writes no file
+   unless ``--out`` is given (``docs/benchmarks.json`` keeps the full run).
 
 Results go to ``<out>/benchmarks.json`` and, when matplotlib is installed,
 ``<out>/benchmarks.png``. See docs/benchmarks.md for what each row means.
@@ -49,10 +57,12 @@ from typing import Any
 
 import redis
 
-from benchmarks import asyncbench, cases, report, server
+from benchmarks import asyncbench, cases, clusterbench, report, server
 from benchmarks.timing import Settings
 
 SECTIONS = ("hydration", "writes", "reads", "memory", "filters", "scale", "async")
+#: sections run only when named (``--only``, ``--cluster``), never by default
+OPT_IN = ("cluster",)
 DEFAULT_NS = (1_000, 10_000, 100_000)
 QUICK_NS = (500, 2_000)
 LARGE_N = 1_000_000
@@ -82,18 +92,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out",
         type=Path,
         default=None,
-        help="directory for benchmarks.json/.png (default docs/; --quick writes nothing unless given)",
+        help="directory for benchmarks.json/.png (default docs/; --quick and --cluster "
+        "write nothing unless given)",
     )
     parser.add_argument(
         "--only",
         type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
-        default=list(SECTIONS),
-        help=f"comma-separated sections to run, from {','.join(SECTIONS)}",
+        default=None,
+        help=f"comma-separated sections to run, from {','.join(SECTIONS + OPT_IN)} "
+        f"(default: all but {','.join(OPT_IN)})",
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run only the cluster section, on the Redis Cluster at REDIS_CLUSTER_URL "
+        f"(default {clusterbench.DEFAULT_CLUSTER_URL}); exits with 2 when none answers",
     )
     args = parser.parse_args(argv)
-    unknown = [s for s in args.only if s not in SECTIONS]
+    if args.cluster:
+        if args.only is not None:
+            parser.error(
+                "--cluster runs only the cluster section; use --only ...,cluster to add it to others"
+            )
+        args.only = ["cluster"]
+    elif args.only is None:
+        args.only = list(SECTIONS)
+    known = SECTIONS + OPT_IN
+    unknown = [s for s in args.only if s not in known]
     if unknown:
-        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     if args.n is None:
         args.n = list(QUICK_NS if args.quick else DEFAULT_NS)
     if args.large and LARGE_N not in args.n:
@@ -101,7 +128,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.n = sorted(set(args.n))
     if not args.n or min(args.n) < 100:
         parser.error("--n needs counts of at least 100 objects")
-    if args.out is None and not args.quick:
+    if args.out is None and not args.quick and set(args.only) - set(OPT_IN):
         args.out = Path("docs")
     return args
 
@@ -150,10 +177,12 @@ def metadata(client: redis.Redis, args: argparse.Namespace, settings: Settings) 
     }
 
 
-def run(client: redis.Redis, args: argparse.Namespace) -> int:
+def run(client: redis.Redis, args: argparse.Namespace, cluster: Any = None) -> int:
     settings = Settings(repeat=3, min_time=0.02) if args.quick else Settings(repeat=9, min_time=0.2)
     bench = cases.Bench(client, settings, args.quick, own_server=not args.url)
     meta = metadata(client, args, settings)
+    if cluster is not None:
+        meta["cluster"] = clusterbench.describe(cluster)
     started = time.perf_counter()
     section_n = max([n for n in args.n if n <= SECTION_N_CAP] or [min(args.n)])
     client.flushdb()
@@ -174,6 +203,8 @@ def run(client: redis.Redis, args: argparse.Namespace) -> int:
             cases.scale_and_filters(bench, ns, filter_n)
             if "scale" not in args.only:
                 bench.rows = [r for r in bench.rows if not r.section.startswith("5")]
+        if "cluster" in args.only:
+            clusterbench.cluster(bench, cluster)
     finally:
         with contextlib.suppress(redis.RedisError):
             client.flushdb()
@@ -205,16 +236,26 @@ def run(client: redis.Redis, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    cluster = None
+    if "cluster" in args.only:
+        try:
+            cluster = clusterbench.connect(clusterbench.cluster_url())
+        except clusterbench.ClusterUnavailable as exc:
+            print(f"python -m benchmarks: {exc}", file=sys.stderr)
+            return 2
     try:
         with sigterm_as_exit():
             if args.url:
                 with server.existing_redis(args.url) as client:
-                    return run(client, args)
+                    return run(client, args, cluster)
             with server.throwaway_redis() as client:
-                return run(client, args)
+                return run(client, args, cluster)
     except KeyboardInterrupt:
         print("\ninterrupted; no results written", file=sys.stderr)
         return 130
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 if __name__ == "__main__":

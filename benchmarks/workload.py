@@ -91,11 +91,19 @@ def with_int_pks(recs: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield {**rec, "id": number}
 
 
-def make_model(mixin_name: str, client: Any, *, indexed: bool, prefix: str, int_pk: bool = False) -> Any:
+def make_model(
+    mixin_name: str,
+    client: Any,
+    *,
+    indexed: bool,
+    prefix: str,
+    int_pk: bool = False,
+    settings: dict[str, Any] | None = None,
+) -> Any:
     """The benchmark model on the layout ``mixin_name``, with the 4 indexes or none.
 
     ``int_pk``: the pk is an IntType (records from :func:`with_int_pks`) instead of the
-    32-hex string.
+    32-hex string. ``settings``: more class attributes (``__shards__``, ``__hash_tag__``).
     """
     mixin = getattr(redis_schematics, mixin_name)
     attrs: dict[str, Any] = {
@@ -108,6 +116,7 @@ def make_model(mixin_name: str, client: Any, *, indexed: bool, prefix: str, int_
         "amount_kg": types.IntType(),
         "best_before": types.DateTimeType(),
         "vegan": types.BooleanType(),
+        **(settings or {}),
     }
     return type(mixin)(prefix, (models.Model, mixin), attrs)
 
