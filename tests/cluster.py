@@ -43,7 +43,17 @@ FIRST_KEY = {
     "HSCAN", "TYPE", "TTL", "PTTL", "EXPIRE", "PEXPIRE", "MEMORY USAGE",
 }  # fmt: skip
 #: commands without keys that any node may answer
-NO_KEYS = {"TIME", "PING", "SCRIPT LOAD", "SCRIPT FLUSH", "SCRIPT EXISTS", "INFO", "FLUSHDB", "FLUSHALL"}
+NO_KEYS = {
+    "CLUSTER NODES",
+    "TIME",
+    "PING",
+    "SCRIPT LOAD",
+    "SCRIPT FLUSH",
+    "SCRIPT EXISTS",
+    "INFO",
+    "FLUSHDB",
+    "FLUSHALL",
+}
 
 
 class SlotError(AssertionError):
@@ -53,7 +63,7 @@ class SlotError(AssertionError):
 def _name(args: tuple[Any, ...]) -> str:
     first = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
     name = first.upper()
-    if name in ("SCRIPT", "MEMORY") and len(args) > 1:
+    if name in ("SCRIPT", "MEMORY", "CLUSTER") and len(args) > 1:
         second = args[1].decode() if isinstance(args[1], bytes) else str(args[1])
         name = f"{name} {second.upper()}"
     return name
@@ -106,6 +116,9 @@ class _Checks:
 
     def get_node_from_key(self, key: Any, replica: bool = False) -> str:
         return f"node-of-slot-{slot_of(key)}"
+
+    def get_node(self, host: str, port: int) -> str:
+        return f"node-{host}:{port}"
 
     def _checked_pipeline(self, pipe: Any) -> Any:
         queue = pipe.execute_command

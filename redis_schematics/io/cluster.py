@@ -10,7 +10,11 @@ splits a pipeline into one batch per node. What it cannot know, and these driver
 * ``SCAN`` has no key: redis-py sends it to every primary with one cursor. A scan of a
   model's keys is sent to the one node that holds the model's hash tag (read from the
   MATCH pattern, which always starts with the tag: ``KeySpace`` builds it), and its
-  reply comes back in the single-node shape;
+  reply comes back in the single-node shape. While the tag's slot is being migrated its
+  keys are on two nodes: a scan that starts finds the migration (``CLUSTER NODES`` of
+  the owner) and, after the owner, scans the importing node too, its cursors offset by
+  ``SECOND`` (keys only move from the owner to the importer, and the owner is scanned
+  first, so none is missed; one may be seen twice, as SCAN allows);
 * a script call with no key cannot be routed: refused (every script of ours declares
   every key it touches, which is what makes it cluster-safe);
 * redis-py refuses ``evalsha`` (so ``register_script``) on a cluster pipeline: a write
@@ -26,12 +30,23 @@ splits a pipeline into one batch per node. What it cannot know, and these driver
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from redis_schematics.io.aio import AsyncDriver
 from redis_schematics.io.requests import Command, Pipeline, Queue, Request, RunScript
 from redis_schematics.io.scripts import script
 from redis_schematics.io.sync import SyncDriver
+from redis_schematics.keys import slot_of
+
+#: the cursors of a migrating slot's second node (the importer) start here (above any
+#: cursor Redis gives, which fits in 64 bits)
+SECOND = 1 << 64
+
+#: one step of a routed scan: (node, command args) to send; the reply comes back
+Steps = Generator[tuple[Any, tuple[Any, ...]], Any, tuple[Any, list[Any]]]
 
 
 def _unescape(pattern: str) -> str:
@@ -64,6 +79,46 @@ def single_node_reply(reply: Any) -> Any:
     if isinstance(cursor, dict):
         (cursor,) = cursor.values()
     return cursor, keys
+
+
+def _importer(client: Any, nodes: Any, slot: int) -> Any:
+    """The node ``slot`` migrates to, from the owner's parsed ``CLUSTER NODES``; None."""
+    if not isinstance(nodes, dict):
+        return None
+    by_id = {info.get("node_id"): address for address, info in nodes.items()}
+    for info in nodes.values():
+        if "myself" not in str(info.get("flags", "")):
+            continue
+        for move in info.get("migrations", ()):
+            if move.get("state") == "migrating" and int(move.get("slot", -1)) == slot:
+                address = by_id.get(move.get("node_id"))
+                if address is not None:
+                    host, port = str(address).rsplit(":", 1)
+                    return client.get_node(host=host, port=int(port))
+    return None
+
+
+def routed_scan(client: Any, args: tuple[Any, ...], importers: dict[str, Any]) -> Steps:
+    """The node-by-node steps of one SCAN page of a model's keys (module docstring);
+    ``importers`` remembers, per tag, the importing node found when the scan started."""
+    key = scan_key(args)
+    cursor = int(args[1])
+    rest = args[2:]
+    if cursor >= SECOND:  # the importer's part
+        node = importers.get(key) or client.get_node_from_key(key)
+        found, keys = single_node_reply((yield node, (args[0], cursor - SECOND, *rest)))
+        return (SECOND + int(found) if int(found) else 0), keys
+    node = client.get_node_from_key(key)
+    if cursor == 0:
+        try:
+            nodes = yield node, ("CLUSTER NODES",)
+        except RedisError:  # not allowed (a managed service): scan the owner only
+            nodes = None
+        importers[key] = _importer(client, nodes, slot_of(key))
+    found, keys = single_node_reply((yield node, args))
+    if int(found) == 0 and importers.get(key) is not None:
+        return SECOND, keys
+    return found, keys
 
 
 def refuse_keyless(request: Request) -> None:
@@ -103,12 +158,26 @@ class ClusterSyncDriver(SyncDriver):
         """A pipelined script call goes to the node of its keys (module docstring)."""
         return script_node(self.client, part)
 
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.importers: dict[str, Any] = {}
+
     def handle(self, request: Request) -> Any:
         """Send one request (a SCAN to its model's node); its reply."""
         if is_scan(request):
             assert isinstance(request, Command)
-            node = self.client.get_node_from_key(scan_key(request.args))
-            return single_node_reply(self.client.execute_command(*request.args, target_nodes=node))
+            steps = routed_scan(self.client, request.args, self.importers)
+            reply: Any = None
+            error: Exception | None = None
+            while True:
+                try:
+                    node, args = steps.send(reply) if error is None else steps.throw(error)
+                except StopIteration as stop:
+                    return stop.value
+                try:
+                    reply, error = self.client.execute_command(*args, target_nodes=node), None
+                except RedisError as exc:
+                    reply, error = None, exc
         if isinstance(request, Queue):
             return queue_eval(request)
         refuse_keyless(request)
@@ -124,13 +193,32 @@ class ClusterAsyncDriver(AsyncDriver):
         """A pipelined script call goes to the node of its keys (module docstring)."""
         return script_node(self.client, part)
 
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.importers: dict[str, Any] = {}
+        self.ready = False
+
     async def handle(self, request: Request) -> Any:
         """Send one request (a SCAN to its model's node); its reply."""
+        if not self.ready:  # the slot map, before any node is looked up here
+            initialize = getattr(self.client, "initialize", None)
+            if initialize is not None:
+                await initialize()
+            self.ready = True
         if is_scan(request):
             assert isinstance(request, Command)
-            node = self.client.get_node_from_key(scan_key(request.args))
-            reply = await self.client.execute_command(*request.args, target_nodes=node)
-            return single_node_reply(reply)
+            steps = routed_scan(self.client, request.args, self.importers)
+            reply: Any = None
+            error: Exception | None = None
+            while True:
+                try:
+                    node, args = steps.send(reply) if error is None else steps.throw(error)
+                except StopIteration as stop:
+                    return stop.value
+                try:
+                    reply, error = await self.client.execute_command(*args, target_nodes=node), None
+                except RedisError as exc:
+                    reply, error = None, exc
         if isinstance(request, Queue):
             return queue_eval(request)  # queued, not sent: nothing to await
         refuse_keyless(request)
