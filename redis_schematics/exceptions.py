@@ -131,6 +131,7 @@ __all__ = [
     "ConcurrentModification",
     "ConfigurationError",
     "CorruptPayload",
+    "CrossSlot",
     "InvalidFilterValue",
     "InvalidModel",
     "InvalidPrimaryKey",

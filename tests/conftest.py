@@ -61,6 +61,9 @@ settings.load_profile(
 #: what RS_TESTS=quick (the default) leaves out: client kinds, and folders
 FULL_ONLY_KINDS = ("fake-str", "real-str", "real-async", "fake-cluster-async", "real-cluster-async")
 FULL_ONLY_DIRS = ("faults",)
+#: (folder, kind): the real cluster's property machines (two minutes) run in full only;
+#: the quick profile runs them on the slot checker
+FULL_ONLY_PAIRS = (("property", "real-cluster"),)
 
 
 def full_profile() -> bool:
@@ -90,7 +93,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             [v for v in getattr(item, "callspec", None).params.values()] if hasattr(item, "callspec") else []
         )
         folder = item.path.parent.name
-        if folder in FULL_ONLY_DIRS or any(k in FULL_ONLY_KINDS for k in kinds if isinstance(k, str)):
+        texts = [k for k in kinds if isinstance(k, str)]
+        if (
+            folder in FULL_ONLY_DIRS
+            or any(k in FULL_ONLY_KINDS for k in texts)
+            or any((folder, k) in FULL_ONLY_PAIRS for k in texts)
+        ):
             drop.append(item)
         else:
             keep.append(item)
