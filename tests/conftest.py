@@ -180,6 +180,17 @@ CLUSTER_KINDS = [
 ]
 
 
+#: the sync cluster kinds: the cluster property machines run on these (their async runs
+#: would double CI's longest tests; tests/integration/test_cluster.py covers async)
+SYNC_CLUSTER_KINDS = [p for p in CLUSTER_KINDS if not str(p.values[0]).endswith("-async")]
+
+
+@pytest.fixture(params=SYNC_CLUSTER_KINDS)
+def sync_cluster(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """``cluster``, sync API only (fakeredis slot checker or the real cluster)."""
+    yield from make_client(request, request.param)
+
+
 @pytest.fixture(params=CLUSTER_KINDS)
 def cluster(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A cluster client, flushed: fakeredis checking every call's slots, or the real
