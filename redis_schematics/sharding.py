@@ -56,25 +56,33 @@ class ShardedEngine(Engine):
         self.writes = ShardedWrites(self)  # type: ignore[assignment]
 
     # -- routing (no I/O) -------------------------------------------------------------------
+    def number_of(self, value: Any) -> int:
+        """The shard number of a ``__shard_by__`` value (or of a pk, without it)."""
+        text = value if isinstance(value, str) else token(value)
+        return _spread(text, len(self.shards))
+
     def shard_of_value(self, value: Any) -> Engine:
         """The shard of a ``__shard_by__`` value (or of a pk, without ``__shard_by__``)."""
-        text = value if isinstance(value, str) else token(value)
-        return self.shards[_spread(text, len(self.shards))]
+        return self.shards[self.number_of(value)]
 
-    def shard_of(self, obj: Any) -> Engine:
-        """The shard an object is written to. An object without a pk gets one here (as
-        ``set()`` would), so that it is written where its pk says."""
+    def number_for(self, obj: Any) -> int:
+        """The number of the shard an object is written to. An object without a pk gets
+        one here (as ``set()`` would), so that it is written where its pk says."""
         if self.shard_by is not None:
-            return self.shard_of_value(getattr(obj, self.shard_by, None))
+            return self.number_of(getattr(obj, self.shard_by, None))
         pk = self.records.pk_of(obj)
         if pk is None:
             prepared = self.records.prepare(obj)  # settles the pk (a uuid) on obj when it can
             pk = prepared.pk
-        return self.shard_of_value(pk)
+        return self.number_of(pk)
 
-    def candidates(self, pk: str) -> tuple[Engine, ...]:
-        """The shards that may hold ``pk``: its own, or every one with ``__shard_by__``."""
-        return self.shards if self.shard_by is not None else (self.shard_of_value(pk),)
+    def shard_of(self, obj: Any) -> Engine:
+        """The shard an object is written to (see :meth:`number_for`)."""
+        return self.shards[self.number_for(obj)]
+
+    def candidates(self, pk: str) -> Sequence[int]:
+        """The numbers of the shards that may hold ``pk``: its own, or all with ``__shard_by__``."""
+        return range(len(self.shards)) if self.shard_by is not None else (self.number_of(pk),)
 
     def shards_for(self, conditions: Sequence[Condition]) -> tuple[Engine, ...]:
         """The shards a query must ask: one when an equality names the pk (or the
@@ -101,7 +109,7 @@ class ShardedEngine(Engine):
         found: dict[int, list[str]] = {}
         if self.shard_by is None:
             for pk in pks:
-                found.setdefault(self.shards.index(self.shard_of_value(pk)), []).append(pk)
+                found.setdefault(self.number_of(pk), []).append(pk)
             return found
         if not pks:
             return found
@@ -123,8 +131,8 @@ class ShardedEngine(Engine):
             return []
         groups: dict[int, list[str]] = {}
         for pk in pks:
-            for shard in self.candidates(pk):
-                groups.setdefault(self.shards.index(shard), []).append(pk)
+            for n in self.candidates(pk):
+                groups.setdefault(n, []).append(pk)
         replies = yield from gather([self.shards[n].read(group, fields) for n, group in groups.items()])
         best: dict[str, tuple[Any, bool]] = {}
         for group, reads in zip(groups.values(), replies, strict=True):
@@ -201,7 +209,7 @@ class ShardedWrites:
         groups: dict[int, list[Any]] = {}
         target: dict[str, int] = {}
         for obj in objs:
-            n = engine.shards.index(engine.shard_of(obj))
+            n = engine.number_for(obj)
             pk = self.records.pk_of(obj)
             if pk is not None and target.setdefault(pk, n) != n:
                 msg = (
@@ -228,9 +236,10 @@ class ShardedWrites:
     def _refuse_moves(self, groups: dict[int, list[Item]]) -> Flow[None]:
         engine = self.engine
         pks = [item.pk for items in groups.values() for item in items]
+        going = {n: {i.pk for i in items} for n, items in groups.items()}
         for n, listed in (yield from engine.locate(pks)).items():
             for pk in listed:
-                if pk not in {i.pk for i in groups.get(n, ())}:
+                if pk not in going.get(n, ()):
                     shard = engine.shards[n]
                     msg = (
                         f"{engine.name} {pk!r} is stored in shard {shard.keys.base} and this write "
