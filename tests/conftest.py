@@ -6,10 +6,11 @@ The real server comes from ``--redis-url`` or ``REDIS_URL`` (default
 point it at a database you can spare. When nothing answers, the real half is skipped —
 unless ``REDIS_REQUIRED=1`` (CI sets it), which turns the skip into a failure.
 
-Two profiles (``RS_TESTS``): ``quick`` (the default, a few minutes) runs every test on
+Three profiles (``RS_TESTS``): ``quick`` (the default, a few minutes) runs every test on
 the client kinds ``fake``, ``fake-async`` and ``real``, without the fault tests;
-``full`` (CI) adds the ``-str`` (decode_responses) and ``real-async`` kinds and
-``tests/faults``. See tests/README.md.
+``full`` adds the ``-str`` (decode_responses) and ``real-async`` kinds and
+``tests/faults``; ``rest`` (CI, after a quick run) is what ``full`` adds to ``quick``.
+See tests/README.md.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, is_hypothesis_test, settings
 
 from redis_schematics import (
     DistributedHashRedisModel,
@@ -54,7 +55,7 @@ settings.register_profile(
 )
 # the quick test profile (RS_TESTS unset) samples less unless told otherwise
 settings.load_profile(
-    os.environ.get("HYPOTHESIS_PROFILE", "dev" if os.environ.get("RS_TESTS") == "full" else "quick")
+    os.environ.get("HYPOTHESIS_PROFILE", "dev" if os.environ.get("RS_TESTS") in ("full", "rest") else "quick")
 )
 
 
@@ -66,42 +67,73 @@ FULL_ONLY_DIRS = ("faults",)
 FULL_ONLY_PAIRS = (("property", "real-cluster"),)
 
 
-def full_profile() -> bool:
-    """Is this the ``full`` test profile (RS_TESTS=full, as CI runs)?"""
+PROFILES = ("quick", "full", "rest")
+
+
+def chosen_profile() -> str:
+    """The test profile chosen by ``RS_TESTS``: quick (the default), full or rest."""
     wanted = os.environ.get("RS_TESTS", "quick")
-    if wanted not in ("quick", "full"):
-        msg = f"RS_TESTS={wanted!r}: use 'quick' (the default) or 'full'"
+    if wanted not in PROFILES:
+        msg = f"RS_TESTS={wanted!r}: use 'quick' (the default), 'full' or 'rest'"
         raise pytest.UsageError(msg)
-    return wanted == "full"
+    return wanted
+
+
+def full_profile() -> bool:
+    """Do tests run at the full profile's sizes (RS_TESTS=full or rest, as CI runs)?"""
+    return chosen_profile() != "quick"
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    if full_profile():
+    chosen = chosen_profile()
+    if chosen == "full":
         return "redis-schematics tests: full profile (every client kind, faults included)"
+    if chosen == "rest":
+        return (
+            "redis-schematics tests: rest profile (what the full profile adds to a quick run: "
+            "the other client kinds, faults, and every sized or hypothesis test at full size)"
+        )
     return (
         "redis-schematics tests: quick profile (kinds fake, fake-async, real; no faults); "
         "RS_TESTS=full runs everything"
     )
 
 
+def _full_only(item: pytest.Item) -> bool:
+    """Does the quick profile leave this test out?"""
+    kinds = list(item.callspec.params.values()) if hasattr(item, "callspec") else []
+    folder = item.path.parent.name
+    texts = [k for k in kinds if isinstance(k, str)]
+    return (
+        folder in FULL_ONLY_DIRS
+        or any(k in FULL_ONLY_KINDS for k in texts)
+        or any((folder, k) in FULL_ONLY_PAIRS for k in texts)
+    )
+
+
+def _sized(item: pytest.Item) -> bool:
+    """Does this test do more under the full profile than under the quick one?
+
+    Hypothesis tests and the state machines (more examples), and the tests marked
+    ``sized`` (their modules read ``full_profile()`` for their sizes).
+    """
+    return (
+        item.path.parent.name == "property"
+        or item.get_closest_marker("sized") is not None
+        or is_hypothesis_test(getattr(item, "obj", None))
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if full_profile():
+    chosen = chosen_profile()
+    if chosen == "full":
         return
-    keep, drop = [], []
-    for item in items:
-        kinds = (
-            [v for v in getattr(item, "callspec", None).params.values()] if hasattr(item, "callspec") else []
-        )
-        folder = item.path.parent.name
-        texts = [k for k in kinds if isinstance(k, str)]
-        if (
-            folder in FULL_ONLY_DIRS
-            or any(k in FULL_ONLY_KINDS for k in texts)
-            or any((folder, k) in FULL_ONLY_PAIRS for k in texts)
-        ):
-            drop.append(item)
-        else:
-            keep.append(item)
+    if chosen == "quick":
+        keep = [item for item in items if not _full_only(item)]
+    else:  # rest: what a quick run did not already run as full would
+        keep = [item for item in items if _full_only(item) or _sized(item)]
+    kept = set(keep)
+    drop = [item for item in items if item not in kept]
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -36,6 +36,9 @@ from redis_schematics import (
 from tests.conftest import full_profile
 
 #: objects per model (fewer in the quick profile: each world is built per layout and kind)
+#: sizes follow the test profile (the rest profile runs this module again, at full size)
+pytestmark = pytest.mark.sized
+
 N_OBJECTS = 300 if full_profile() else 150
 #: more random queries per test: BRUTEFORCE_SCALE=5 for a deep run (default 1 under
 #: RS_TESTS=full, ~1 min; 0.3 in the quick profile)

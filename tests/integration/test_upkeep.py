@@ -246,6 +246,7 @@ def writer(
 
 
 @pytest.mark.real
+@pytest.mark.sized
 @pytest.mark.parametrize("expire", [None, 600], ids=["lasting", "expiring"])
 def test_rebuild_is_safe_while_others_write(
     layout: type, pytestconfig: pytest.Config, expire: int | None
@@ -308,6 +309,7 @@ def test_rebuild_is_safe_while_others_write(
     main_client.close()
 
 
+@pytest.mark.sized
 @pytest.mark.real
 def test_rebuild_beside_writers_leaves_nothing_to_repair(layout: type, pytestconfig: pytest.Config) -> None:
     """Writers alone never leave a problem, and rebuild running beside them breaks nothing.
