@@ -11,14 +11,20 @@ The hierarchy::
     │   ├── UnknownLookup
     │   └── InvalidFilterValue
     ├── NotFound (KeyError)
-    ├── MultipleFound
+    ├── MultipleFound (KeyError, as in 0.3.x)
     ├── StrictPerformanceException  a query would scan every object under __strict_performance__
     ├── UniqueViolation             a UniqueIndex value is owned by another object
     ├── CorruptPayload (ValueError) a stored payload cannot be read back; names the key
     ├── PartiallyLoaded (ValueError) set() of fields an only= read did not load; nothing written
     ├── CrossSlot                   a write would span Redis Cluster slots or move between shards
-    └── WriteConflict               an object kept changing under a write; retries ran out
-        └── ConcurrentModification  Model.update() ran out of retries
+    ├── WriteConflict               an object kept changing under a write; retries ran out
+    │   └── ConcurrentModification  Model.update() ran out of retries
+    └── ServerRefused               the server refused a write; nothing was written
+        ├── OutOfMemory             maxmemory reached under noeviction
+        └── ReadOnlyServer          the server is a read-only replica
+
+    RedisSchematicsWarning (UserWarning)
+    └── EvictionRisk                the server's maxmemory-policy can evict our keys
 
 Messages name the model, the field or filters, and say what to do.
 """
@@ -79,8 +85,15 @@ class NotFound(RedisSchematicsError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class MultipleFound(RedisSchematicsError):
-    """``match`` found more than one object."""
+class MultipleFound(RedisSchematicsError, KeyError):
+    """``match`` found more than one object.
+
+    A ``KeyError`` too, as in 0.3.x (code written for it catches ``KeyError``); ``str()``
+    gives the plain message.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class StrictPerformanceException(RedisSchematicsError):
@@ -127,20 +140,46 @@ class ConcurrentModification(WriteConflict):
     """``Model.update`` found the object changed by someone else on every attempt."""
 
 
+class ServerRefused(RedisSchematicsError):
+    """The server refused a write because of its state (memory, role); nothing was written."""
+
+
+class OutOfMemory(ServerRefused):
+    """The server is at ``maxmemory`` under ``noeviction`` and refused the write; nothing
+    was written. Free memory (delete, expire, raise ``maxmemory``) and retry."""
+
+
+class ReadOnlyServer(ServerRefused):
+    """The write went to a read-only replica; nothing was written. Write to the primary."""
+
+
+class RedisSchematicsWarning(UserWarning):
+    """Base class of every warning redis-schematics gives."""
+
+
+class EvictionRisk(RedisSchematicsWarning):
+    """The server's ``maxmemory-policy`` lets Redis evict our keys (see docs/guarantees.md)."""
+
+
 __all__ = [
     "ConcurrentModification",
     "ConfigurationError",
     "CorruptPayload",
     "CrossSlot",
+    "EvictionRisk",
     "InvalidFilterValue",
     "InvalidModel",
     "InvalidPrimaryKey",
     "MultipleFound",
     "NotFound",
+    "OutOfMemory",
     "PartiallyLoaded",
     "QueryError",
+    "ReadOnlyServer",
     "RedisMixinException",
     "RedisSchematicsError",
+    "RedisSchematicsWarning",
+    "ServerRefused",
     "StrictPerformanceException",
     "UniqueViolation",
     "UnknownField",
