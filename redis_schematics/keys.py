@@ -3,7 +3,8 @@
 Object keys keep the format of redis-schematics 0.3.x so that old data reads as it is:
 
 * Simple layout: a string key ``Prefix:pk`` per object;
-* Hash layout: one hash ``Prefix`` whose fields are ``Prefix:pk``.
+* Hash layout: one hash ``Prefix`` whose fields are ``Prefix:pk`` (or the hash a 0.3.x
+  ``__set_key__`` names, such as ``Prefix:SubKey``, with the same fields).
 
 The Distributed layout keeps the object key: a hash ``Prefix:pk`` per object (one hash
 field per model field). The DistributedHash (column) layout has no object key: one hash
@@ -98,11 +99,19 @@ class KeySpace:
     group: str | None = None
     #: the spelling of this shard in the tag (``__shards__``), if sharded
     shard: str | None = None
+    #: the name of the Hash layout's one hash when a 0.3.x ``__set_key__`` chose it
+    #: (None: the prefix, ``Prefix``); never tagged, so only for untagged key spaces
+    hash_key: str | None = None
 
     def __post_init__(self) -> None:
         _check_name("__prefix__", self.prefix)
         if self.group is not None:
             _check_name("__hash_tag__", self.group)
+        if self.hash_key is not None:
+            _check_name("__set_key__", self.hash_key)
+            if self.tagged:
+                msg = "__set_key__ cannot name the hash of a model with __hash_tag__ or __shards__"
+                raise ConfigurationError(msg)
         object.__setattr__(self, "base", self._base())
 
     def _base(self) -> str:
@@ -135,8 +144,9 @@ class KeySpace:
         return key[len(self.base) + len(SEP) :]
 
     def model_hash(self) -> str:
-        """``Prefix``: the one hash holding every object (Hash layout)."""
-        return self.base
+        """``Prefix``: the one hash holding every object (Hash layout); the name a 0.3.x
+        ``__set_key__`` gave it (``hash_key``), if any. Its fields stay ``Prefix:pk``."""
+        return self.base if self.hash_key is None else self.hash_key
 
     def object_pattern(self) -> str:
         """A SCAN pattern matching exactly this model's ``Prefix:*`` object keys."""
@@ -176,10 +186,17 @@ class KeySpace:
         return self._meta("col", field)
 
     def once(self, token: str) -> str:
-        """A marker (10 s) that the write carrying ``token`` was applied: ``update()`` sends
-        one so that redis-py resending the write after a lost reply is not taken for a
-        concurrent change (which would run the user's function twice)."""
+        """A marker (10 s) that the write carrying ``token`` was applied: every write
+        sends one (``write/commit.py``) so that redis-py resending it after a lost reply
+        is not taken for a concurrent change (which would make ``delete()`` report False
+        for what it deleted, or ``update()`` run the user's function twice)."""
         return self._meta("once", token)
+
+    def probe(self) -> str:
+        """``Prefix#probe``: a key that never exists; a write that deletes before it grows
+        memory starts with a no-op ``SETRANGE`` of it, so that Redis checks maxmemory
+        (``apply_write.lua``: PROBE)."""
+        return self._meta("probe")
 
     def once_pattern(self) -> str:
         """A SCAN pattern for the idempotency markers."""

@@ -23,6 +23,7 @@ from redis_schematics import serializers, upkeep
 from redis_schematics.asyncapi import AsyncMethods
 from redis_schematics.engine import Engine
 from redis_schematics.exceptions import ConfigurationError
+from redis_schematics.keys import SEP
 from redis_schematics.layouts import (
     HashPerFieldLayout,
     HashPerModelLayout,
@@ -33,6 +34,7 @@ from redis_schematics.layouts import (
 from redis_schematics.lookups import parse_filters
 from redis_schematics.query import Plan, Query
 from redis_schematics.records import LOADED
+from redis_schematics.settings import prefix_of
 from redis_schematics.sharding import make_engine
 
 if TYPE_CHECKING:
@@ -62,9 +64,16 @@ class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
     ``__redis_async_client__`` (for the async twins, unless ``__redis_client__`` is an
     asyncio client), ``__prefix__`` (default: the class name), ``__expire__`` (seconds or
     None), ``__unique_together__`` / ``__unique_args__``, ``__indexes__``,
-    ``__strict_performance__``, ``__serializer__`` / ``__deserializer__``. They are read
-    once, when the class is created; the two clients are read on every call, may be
-    assigned later, and may be zero-argument callables returning the client.
+    ``__strict_performance__``, ``__serializer__`` / ``__deserializer__``,
+    ``__hash_tag__``, ``__shards__``, ``__shard_by__`` (Redis Cluster) and, for the Hash
+    layout, 0.3.x's ``__set_key__``. They are read once, when the class is created; the
+    two clients are read on every call, may be assigned later, and may be zero-argument
+    callables returning the client.
+
+    As in 0.3.x, ``__prefix__`` and ``__set_key__`` may be properties: they are read once,
+    on a default instance ``Model()``. A class attribute that looks like a misspelled
+    setting (``__indices__``, ``__expires__``) raises ``ConfigurationError`` ("did you
+    mean `__indexes__`?") when the class is created.
     """
 
     __redis_client__: ClassVar[Any] = None
@@ -108,6 +117,17 @@ class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
             engine = make_engine(cls, layout)
             cls._rs_engine = engine
         return engine
+
+    def __json__(self) -> dict[str, Any]:
+        """The object for ``json.dumps`` once :func:`~redis_schematics.patches.patch_json`
+        ran: its ``to_primitive()`` (as in 0.3.x). No I/O."""
+        return self.to_primitive()
+
+    def __key_pattern__(self, *parts: str) -> str:
+        """0.3.x's key builder, kept for the ``__set_key__`` overrides that call it: the
+        prefix and ``parts`` joined by ``:`` (``self.__key_pattern__("SubKey")`` is
+        ``"Prefix:SubKey"``). No I/O."""
+        return SEP.join([prefix_of(type(self)), *parts])
 
     @property
     def key(self) -> str:

@@ -12,11 +12,14 @@ per call, so no event-loop-bound client is made at import time).
 
 from __future__ import annotations
 
+import difflib
+import re
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from schematics import models
 from schematics.types import BaseType
 
 from redis_schematics import serializers
@@ -25,6 +28,7 @@ from redis_schematics.indexes import BaseIndex, EqualityIndex, Index, RangeIndex
 from redis_schematics.indexes.range import RANGE_TYPES
 from redis_schematics.io import is_async_client, is_cluster_client
 from redis_schematics.keys import MAX_SHARDS, KeySpace, shard_spellings
+from redis_schematics.layouts import HashPerModelLayout
 from redis_schematics.lookups import COMPOUND_TYPES
 
 _PREFIXES: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
@@ -89,13 +93,177 @@ def resolve_indexes(model: str, fields: Mapping[str, Any], spec: Any, keys: KeyS
     return tuple(found)
 
 
-def _prefix_of(model: type) -> str:
+#: every class attribute a model's settings are read from (``Settings``, the clients, and
+#: 0.3.x's ``__set_key__``); an unknown dunder close to one of them is refused
+SETTING_NAMES = (
+    "__redis_client__",
+    "__redis_async_client__",
+    "__prefix__",
+    "__expire__",
+    "__unique_together__",
+    "__unique_args__",
+    "__indexes__",
+    "__strict_performance__",
+    "__serializer__",
+    "__deserializer__",
+    "__hash_tag__",
+    "__shards__",
+    "__shard_by__",
+    "__set_key__",
+)
+
+#: dunders a model may carry that are not settings: the mixins' own, 0.3.x's methods
+#: (``__json__``, ``__key_pattern__``) and schematics'
+_OTHER_NAMES = frozenset({"__layout_class__", "__json__", "__key_pattern__", "__optionsclass__"})
+
+
+def _python_names() -> frozenset[str]:
+    """Python's data model names (and the usual module dunders): never taken for a
+    misspelled setting, however close (``__index__`` is not ``__indexes__``)."""
+
+    def function() -> None: ...
+
+    kinds: tuple[Any, ...] = (object, type, int, float, complex, str, bytes, list, dict, set)
+    found = {name for kind in (*kinds, property, function) for name in dir(kind) if name.startswith("__")}
+    found.update(_MORE_PYTHON_NAMES.split())
+    return frozenset(found)
+
+
+#: data model names no built-in type has (class creation, protocols, modules, dataclasses)
+_MORE_PYTHON_NAMES = """
+__module__ __qualname__ __doc__ __annotations__ __annotate__ __dict__ __weakref__ __slots__
+__orig_bases__ __static_attributes__ __firstlineno__ __classcell__ __parameters__
+__type_params__ __match_args__ __abstractmethods__ __final__ __dataclass_fields__
+__dataclass_params__ __post_init__ __init_subclass__ __class_getitem__ __set_name__
+__mro_entries__ __prepare__ __instancecheck__ __subclasscheck__ __getattr__ __get__ __set__
+__delete__ __call__ __enter__ __exit__ __aenter__ __aexit__ __await__ __aiter__ __anext__
+__iter__ __next__ __reversed__ __len__ __length_hint__ __contains__ __getitem__ __setitem__
+__delitem__ __missing__ __bool__ __index__ __fspath__ __copy__ __deepcopy__ __getstate__
+__setstate__ __getnewargs__ __getnewargs_ex__ __buffer__ __release_buffer__ __wrapped__
+__signature__ __all__ __version__ __author__ __file__ __path__ __package__ __loader__
+__spec__ __builtins__ __protocol_attrs__
+"""
+
+
+_PYTHON_NAMES = _python_names()
+_DUNDER = re.compile(r"__[A-Za-z0-9]\w*__")
+_BARE_SETTINGS = {name.strip("_"): name for name in SETTING_NAMES}
+
+
+def _user_classes(model: type) -> list[type]:
+    """``model``'s MRO but schematics' ``Model`` and its bases (``object``): the classes
+    whose attributes a misspelling may hide in. (This library's mixins are in it; their
+    dunders are all known names.)"""
+    skip = set(models.Model.__mro__)
+    return [klass for klass in model.__mro__ if klass not in skip]
+
+
+def check_spelling(model: type) -> None:
+    """Refuse a dunder of ``model`` (or of a base the user wrote) that is close to a
+    setting and is none: ``__indices__`` would be ignored without a word, so the model
+    would silently have no index. No I/O.
+
+    Names are compared without their underscores (difflib, ratio 0.7 or more), so that
+    the shared ``____`` does not make every dunder look alike; Python's own names never
+    count.
+
+    Raises:
+        ConfigurationError: names the model, the attribute and the setting it resembles.
+    """
+    for klass in _user_classes(model):
+        for attr in klass.__dict__:
+            if attr in _BARE_SETTINGS.values() or attr in _OTHER_NAMES or attr in _PYTHON_NAMES:
+                continue
+            if not _DUNDER.fullmatch(attr):
+                continue
+            close = difflib.get_close_matches(attr.strip("_"), list(_BARE_SETTINGS), n=1, cutoff=0.7)
+            if close:
+                where = "" if klass is model else f" (declared on {klass.__name__})"
+                msg = (
+                    f"{model.__name__}.{attr}{where} is not a setting redis-schematics reads, so it "
+                    f"would be ignored: did you mean `{_BARE_SETTINGS[close[0]]}`? Rename it (an "
+                    "attribute of your own needs a name less close to a setting)."
+                )
+                raise ConfigurationError(msg)
+
+
+def _on_default_instance(model: type, setting: str, found: property) -> Any:
+    """What the property ``setting`` returns on a default instance ``model()``: how
+    0.3.x's reads evaluated ``__prefix__`` and ``__set_key__`` (their writes used the
+    object at hand, which read back only when it gave the same)."""
+    name = model.__name__
+    try:
+        return found.__get__(model())
+    except Exception as exc:  # the user's code: anything it raises is a configuration error
+        msg = (
+            f"{name}.{setting} is a property, read once on a default instance {name}(), and "
+            f"it raised {type(exc).__name__}: {exc}. Make it work on {name}(), or declare "
+            f"{setting} as a plain string class attribute."
+        )
+        raise ConfigurationError(msg) from exc
+
+
+def prefix_of(model: type) -> str:
+    """The key prefix of ``model``: ``__prefix__`` (a str, or, as in 0.3.x, a property,
+    read once on a default instance ``model()``), else the class name. No I/O.
+
+    Raises:
+        ConfigurationError: ``__prefix__`` is neither, or the property raised.
+    """
     prefix = model.__dict__.get("__prefix__", None)
     if prefix is None:
         prefix = getattr(model, "__prefix__", None)
-    if not isinstance(prefix, str):  # the original declared it as a property
-        prefix = model.__name__
+    if isinstance(prefix, property):
+        prefix = _on_default_instance(model, "__prefix__", prefix)
+    if prefix is None:
+        return model.__name__
+    if not isinstance(prefix, str):
+        msg = (
+            f"{model.__name__}.__prefix__ must be a string (the start of every key of "
+            f"{model.__name__}), or None for the class name; not {prefix!r}."
+        )
+        raise ConfigurationError(msg)
     return prefix
+
+
+def _hash_key(name: str, model: type, keys: KeySpace) -> str | None:
+    """The hash a 0.3.x ``__set_key__`` names (Hash layout), None for the default one.
+
+    0.3.x read and wrote the model's objects in the hash ``__set_key__`` gave on a
+    default instance (``Prefix`` unless overridden, e.g. ``Prefix:SubKey``), under the
+    fields ``Prefix:pk``: reading it the same way keeps that data where it is.
+    """
+    found = getattr(model, "__set_key__", None)
+    layout = getattr(model, "__layout_class__", None)
+    if found is None or layout is None:
+        return None
+    if not issubclass(layout, HashPerModelLayout):
+        msg = (
+            f"{name}.__set_key__ names the one hash of the Hash layout (HashRedisMixin), but "
+            f"{name} uses the {layout.name} layout, which has no such hash and would ignore it. "
+            f"Remove __set_key__ from {name}, or make {name} a HashRedisMixin model."
+        )
+        raise ConfigurationError(msg)
+    if isinstance(found, property):
+        found = _on_default_instance(model, "__set_key__", found)
+    if not isinstance(found, str) or not found:
+        msg = f"{name}.__set_key__ must give the name of the model's hash (a non-empty str), not {found!r}."
+        raise ConfigurationError(msg)
+    if keys.tagged:
+        msg = (
+            f"{name}.__set_key__ cannot be combined with __hash_tag__ or __shards__: the hash "
+            f"{found!r} carries no hash tag, so it would not be in {name}'s slot. Remove "
+            f"__set_key__ (the hash is then {keys.base!r}) and move the data there."
+        )
+        raise ConfigurationError(msg)
+    bad = [c for c in ("#", "{", "}") if c in found]
+    if bad:
+        msg = (
+            f"{name}.__set_key__ gives {found!r}, which contains {bad[0]!r}; redis-schematics "
+            "reserves '#' for its own keys and '{', '}' for cluster hash tags. Give another name."
+        )
+        raise ConfigurationError(msg)
+    return None if found == keys.base else found
 
 
 def _key_space(name: str, model: type, prefix: str) -> KeySpace:
@@ -196,8 +364,19 @@ class Settings:
             ConfigurationError: a setting cannot work; the message names it and the fix.
         """
         name = model.__name__
+        check_spelling(model)
+        if getattr(model, "__primary_key__", None) is not None:
+            msg = (
+                f"{name}.__primary_key__ is the pk hook of redis-schematics 0.3.x, which this "
+                f"version does not call. Remove it: the pk comes from {name}'s pk or id field, "
+                "else from __unique_together__ (values joined by '.'), else a uuid4."
+            )
+            raise ConfigurationError(msg)
         fields: dict[str, BaseType] = dict(model.fields)  # type: ignore[attr-defined]
-        keys = _key_space(name, model, _prefix_of(model))
+        keys = _key_space(name, model, prefix_of(model))
+        hash_key = _hash_key(name, model, keys)
+        if hash_key is not None:
+            keys = replace(keys, hash_key=hash_key)
         n_shards = getattr(model, "__shards__", None)
         shards: tuple[KeySpace, ...] = ()
         if n_shards is not None:

@@ -1,4 +1,8 @@
-"""HashPerModelLayout (Hash): one hash ``Prefix`` whose fields ``Prefix:pk`` hold payloads."""
+"""HashPerModelLayout (Hash): one hash ``Prefix`` whose fields ``Prefix:pk`` hold payloads.
+
+The hash is ``KeySpace.model_hash()``: ``Prefix``, or the name a 0.3.x ``__set_key__``
+gives (``settings.py`` reads it), with the same fields.
+"""
 
 from __future__ import annotations
 

@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 from schematics import models, types
 
-from redis_schematics import HashRedisModel, NotFound, RangeIndex, SimpleRedisModel, UniqueIndex
+from redis_schematics import (
+    HashRedisModel,
+    MultipleFound,
+    NotFound,
+    RangeIndex,
+    SimpleRedisModel,
+    UniqueIndex,
+    patch_json,
+)
+from tests import dbstate
 from tests.engine import stored
 
 Factory = Callable[..., Any]
@@ -91,7 +100,7 @@ def layout_name(model: Any) -> str:
 
 
 def key_names(client: Any) -> set[str]:
-    return {k.decode() if isinstance(k, bytes) else k for k in client.scan_iter(count=1000)}
+    return dbstate.key_names(client)
 
 
 def ids(objs: list[Any]) -> list[str]:
@@ -213,7 +222,7 @@ def test_old_objects_can_be_deleted_before_any_rebuild(make: Factory, client: An
         model.match_for_pk("v1")
     assert model.delete_many(["c1", "nope"]) == 1
     assert model.delete_all() == len(OLD_ROWS) - 2  # delete_all also finds unlisted objects
-    assert key_names(client) == set()
+    assert {k for k in key_names(client) if "#once:" not in k} == set()  # markers expire in 10 s
 
 
 def test_unique_together_keys_of_0_3_x(make: Factory, client: Any) -> None:
@@ -287,3 +296,142 @@ def test_dropped_index_keys_are_reported_and_removed(make: Factory, client: Any)
     assert fewer.check_indexes() == []
     assert not any(k.startswith("IceCream#range:") for k in key_names(client))
     assert ids(fewer.filter(flavour="vanilla")) == ["v1", "v2"]
+
+
+# -- what the original test suite checks beyond tests/integration/test_original.py ---------------
+
+
+def original_model(layout: type, client: Any, name: str = "Twin", **attrs: Any) -> Any:
+    body: dict[str, Any] = {"__redis_client__": client, **FIELDS, **attrs}
+    return type(layout)(name, (layout,), body)
+
+
+def test_multiple_found_is_caught_by_except_key_error(layout: type, client: Any) -> None:
+    model = original_model(layout, client)
+    model.set_many([model({"id": "1", "flavour": "vanilla"}), model({"id": "2", "flavour": "vanilla"})])
+    caught: Exception | None = None
+    try:
+        model.match(flavour="vanilla")
+    except KeyError as exc:  # how 0.3.x code catches it
+        caught = exc
+    assert isinstance(caught, MultipleFound)
+
+
+def test_patch_json_dumps_models(layout: type, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(json.JSONEncoder, "default", json.JSONEncoder.default)  # restored after
+    model = original_model(layout, client)
+    model.set_many([model(dict(row)) for row in OLD_ROWS[:3]])
+    patch_json()
+    found = model.all()
+    assert json.dumps(found) == json.dumps([obj.to_primitive() for obj in found])
+    assert json.loads(json.dumps({"first": found[0]})) == {"first": found[0].to_primitive()}
+
+
+# -- __set_key__: the Hash layout's hash named by the model (0.3.x) --------------------------------
+
+
+def sub_key(self: Any) -> str:
+    """The override of the original test suite: the hash ``Prefix:<hash_id>``."""
+    return str(self.__key_pattern__(self.hash_id))
+
+
+@pytest.fixture
+def sub_keyed(client: Any) -> Factory:
+    def factory(**attrs: Any) -> Any:
+        body = {"hash_id": types.StringType(default="SubKey"), "__set_key__": property(sub_key), **attrs}
+        return original_model(HashRedisModel, client, "Dyn", **body)
+
+    return factory
+
+
+def test_set_key_names_the_hash_objects_are_written_to(sub_keyed: Factory, client: Any) -> None:
+    model = sub_keyed()
+    obj = model({"id": "v1", "flavour": "vanilla", "amount_kg": 3})
+    obj.set()
+    assert obj.key == "Dyn:v1"
+    raw = client.hget("Dyn:SubKey", "Dyn:v1")
+    assert json.loads(raw) == obj.to_primitive()
+    assert client.exists("Dyn") == 0
+    assert model.match_for_pk("v1").amount_kg == 3
+
+
+def test_set_key_reads_0_3_x_data_and_adopts_it(sub_keyed: Factory, client: Any) -> None:
+    model = sub_keyed(__indexes__=INDEXES)
+    for row in OLD_ROWS:  # 0.3.x: HSET <__set_key__> Prefix:pk json.dumps(...)
+        primitive = dict(OldIceCream(dict(row, pk=row["id"])).to_primitive(), hash_id="SubKey")
+        client.hset("Dyn:SubKey", f"Dyn:{row['id']}", json.dumps(primitive))
+    assert model.match_for_pk("v1").flavour == "vanilla"
+    assert model.match(id="c1").amount_kg == 12
+    assert model.rebuild_indexes() == len(OLD_ROWS)
+    assert model.check_indexes() == []
+    assert ids(model.filter(flavour="vanilla")) == ["v1", "v2"]
+    assert ids(model.filter(amount_kg__gte=10)) == ["c1", "v1"]
+    assert model.delete_all() == len(OLD_ROWS)
+    assert client.exists("Dyn:SubKey") == 0
+
+
+def test_set_key_serves_the_whole_api(sub_keyed: Factory, client: Any) -> None:
+    """The original ran its whole suite on such a model; so does this, in one go."""
+    model = sub_keyed(__expire__=120, __indexes__=(RangeIndex("amount_kg"),))
+    obj = model({"id": "123", "flavour": "Bar", "amount_kg": 42, "best_before": datetime(2026, 1, 2)})
+    obj.set()
+    expected = obj.to_primitive()
+
+    def raw() -> Any:
+        return client.hget("Dyn:SubKey", "Dyn:123")
+
+    assert json.loads(raw()) == expected
+    assert 0 < client.ttl("Dyn:SubKey") <= 240  # the hash expires: 2 x __expire__ with indexes
+    for kwargs in (
+        {"id": "123"},
+        {"pk": "123"},
+        {"amount_kg": 42},
+        {"amount_kg__lt": 43},
+        {"amount_kg__gt": 41},
+    ):
+        assert model.match(**kwargs).to_primitive() == expected
+    for kwargs in ({"id": "321"}, {"pk": "321"}, {"amount_kg__gt": 42}, {"amount_kg__lt": 42}):
+        with pytest.raises(NotFound):
+            model.match(**kwargs)
+    assert model.match_for_values(flavour="Bar").to_primitive() == expected
+    assert [o.to_primitive() for o in model.all()] == [expected]
+    assert [o.to_primitive() for o in model.filter(amount_kg__lt=43)] == [expected]
+    assert model.filter(amount_kg__lt=42) == []
+    assert model.delete_filter(flavour="Bla") == 0
+    assert raw() is not None
+    assert model.delete_filter(flavour="Bar") == 1
+    assert raw() is None
+    obj.set()
+    obj.delete()
+    assert raw() is None
+    assert model.all() == []
+    assert model.delete_all() == 0
+    obj.set()
+    assert model.delete_all() == 1
+    assert raw() is None
+    assert model.check_indexes() == []
+
+
+# -- __prefix__ declared as a property (0.3.x) -------------------------------------------------------
+
+
+def gelato(self: Any) -> str:
+    return "gelato"
+
+
+def test_prefix_property_reads_0_3_x_data(make: Factory, client: Any) -> None:
+    model = make("IceCream", __prefix__=property(gelato), __indexes__=("flavour",))
+    write_old_rows(client, layout_name(model), prefix="gelato")
+    assert model.match_for_pk("v1").flavour == "vanilla"
+    assert model.match_for_pk("v1").key == "gelato:v1"
+    assert model.rebuild_indexes() == len(OLD_ROWS)
+    assert ids(model.filter(flavour="vanilla")) == ["v1", "v2"]
+
+
+def test_prefix_property_names_every_key(layout: type, client: Any) -> None:
+    model = original_model(layout, client, "IceCream", __prefix__=property(gelato), __indexes__=("flavour",))
+    model({"id": "v1", "flavour": "vanilla"}).set()
+    names = key_names(client)
+    assert names
+    assert all(name.startswith("gelato") for name in names), names
+    assert ids(model.filter(flavour="vanilla")) == ["v1"]

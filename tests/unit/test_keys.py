@@ -60,6 +60,24 @@ def test_model_hash_is_the_prefix() -> None:
     assert KeySpace("IceCream").model_hash() == "IceCream"
 
 
+def test_model_hash_named_by_a_0_3_x_set_key() -> None:
+    ks = KeySpace("IceCream", hash_key="IceCream:SubKey")
+    assert ks.model_hash() == "IceCream:SubKey"
+    assert ks.object("v1") == "IceCream:v1"  # the hash fields keep their names
+    assert ks.members() == "IceCream#members"
+
+
+@pytest.mark.parametrize("hash_key", ["", "Ice#Cream", "{IceCream}"])
+def test_model_hash_name_is_checked(hash_key: str) -> None:
+    with pytest.raises(ConfigurationError, match="__set_key__"):
+        KeySpace("IceCream", hash_key=hash_key)
+
+
+def test_model_hash_name_is_refused_in_a_tagged_key_space() -> None:
+    with pytest.raises(ConfigurationError, match="__set_key__ cannot name the hash"):
+        KeySpace("IceCream", tagged=True, hash_key="IceCream:SubKey")
+
+
 # -- what the library adds ------------------------------------------------------------------
 
 

@@ -8,6 +8,8 @@ import pytest
 from schematics import models, types
 
 from redis_schematics import (
+    DistributedHashRedisModel,
+    DistributedRedisModel,
     EqualityIndex,
     HashRedisMixin,
     HashRedisModel,
@@ -271,3 +273,168 @@ def test_empty_pk_is_refused_without_io() -> None:
     for pk in ("", None, b""):
         with pytest.raises(InvalidPrimaryKey, match="Shop"):
             model.match_for_pk(pk)
+
+
+# -- 0.3.x settings: __prefix__ as a property, __set_key__ --------------------------------------------
+
+
+def test_prefix_property_is_read_on_a_default_instance() -> None:
+    def prefix(self: Any) -> str:
+        return f"Gelato.{self.flavour}"
+
+    model = make(__prefix__=property(prefix), flavour=types.StringType(default="plain"))
+    assert model._engine().keys.object("1") == "Gelato.plain:1"
+
+
+def test_prefix_property_that_raises_is_refused() -> None:
+    def prefix(self: Any) -> str:
+        return "x" + self.flavour  # flavour is None on a default instance
+
+    with pytest.raises(ConfigurationError) as info:
+        make(name="Gelateria", __prefix__=property(prefix))
+    assert "Gelateria.__prefix__ is a property" in str(info.value)
+    assert "TypeError" in str(info.value)
+
+
+@pytest.mark.parametrize("prefix", [5, b"Shop", ("Shop",)])
+def test_prefix_that_is_no_string_is_refused(prefix: Any) -> None:
+    with pytest.raises(ConfigurationError, match=r"Shop\.__prefix__ must be a string"):
+        make(__prefix__=prefix)
+
+
+def test_key_pattern_of_0_3_x() -> None:
+    assert make(__prefix__="Gelato")().__key_pattern__("a", "b") == "Gelato:a:b"
+    assert make(name="Cone")().__key_pattern__() == "Cone"
+
+
+def test_set_key_names_the_model_hash() -> None:
+    def sub_key(self: Any) -> str:
+        return str(self.__key_pattern__(self.flavour))
+
+    model = make(HashRedisModel, __set_key__=property(sub_key), flavour=types.StringType(default="Sub"))
+    keys = model._engine().keys
+    assert keys.model_hash() == "Shop:Sub"
+    assert keys.object("1") == "Shop:1"  # fields keep the 0.3.x names
+    assert make(HashRedisModel, __set_key__="Shops")._engine().keys.model_hash() == "Shops"
+    assert make(HashRedisModel, __set_key__="Shop")._engine().keys.hash_key is None
+
+
+@pytest.mark.parametrize("base", [SimpleRedisModel, DistributedRedisModel, DistributedHashRedisModel])
+def test_set_key_on_another_layout_is_refused(base: type) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        make(base, __set_key__="Shop:Sub")
+    assert "Shop.__set_key__ names the one hash of the Hash layout" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [(None, "raised TypeError"), (3, "not 3"), ("", "not ''"), ("Shop#x", "contains '#'"), ("{x}", "'{'")],
+)
+def test_bad_set_key_is_refused(value: Any, words: str) -> None:
+    def sub_key(self: Any) -> Any:
+        return self.flavour + "x" if value is None else value
+
+    with pytest.raises(ConfigurationError) as info:
+        make(HashRedisModel, __set_key__=property(sub_key))
+    assert "Shop.__set_key__" in str(info.value)
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize("cluster", [{"__hash_tag__": True}, {"__shards__": 2}])
+def test_set_key_with_cluster_settings_is_refused(cluster: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match=r"Shop\.__set_key__ cannot be combined with __hash_tag__"):
+        make(HashRedisModel, __set_key__="Shop:Sub", **cluster)
+
+
+def test_primary_key_hook_of_0_3_x_is_refused() -> None:
+    with pytest.raises(
+        ConfigurationError, match=r"Shop\.__primary_key__ is the pk hook of redis-schematics 0\.3\.x"
+    ):
+        make(__primary_key__=property(lambda self: "1"))
+
+
+# -- misspelled settings ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("wrong", "right"),
+    [
+        ("__indices__", "__indexes__"),
+        ("__indexs__", "__indexes__"),
+        ("__expires__", "__expire__"),
+        ("__unique_togther__", "__unique_together__"),
+        ("__uniqe_args__", "__unique_args__"),
+        ("__prefx__", "__prefix__"),
+        ("__hashtag__", "__hash_tag__"),
+        ("__shard__", "__shards__"),
+        ("__shardby__", "__shard_by__"),
+        ("__strict_perfomance__", "__strict_performance__"),
+        ("__redis_clent__", "__redis_client__"),
+        ("__async_client__", "__redis_async_client__"),
+        ("__serialiser__", "__serializer__"),
+        ("__deserialize__", "__deserializer__"),
+        ("__setkey__", "__set_key__"),
+    ],
+)
+def test_misspelled_setting_is_refused(wrong: str, right: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        make(**{wrong: ("flavour",)})
+    assert f"Shop.{wrong} is not a setting" in str(info.value)
+    assert f"did you mean `{right}`?" in str(info.value)
+
+
+def test_misspelling_on_a_mixin_base_names_the_model_and_the_base() -> None:
+    class Defaults:
+        __expires__ = 60
+
+    with pytest.raises(ConfigurationError) as info:
+        type(SimpleRedisModel)("Shop", (SimpleRedisModel, Defaults), {"__redis_client__": NoRedis()})
+    assert "Shop.__expires__ (declared on Defaults)" in str(info.value)
+    assert "did you mean `__expire__`?" in str(info.value)
+
+
+def test_python_and_0_3_x_dunders_are_not_taken_for_misspellings() -> None:
+    class Cone(models.Model, HashRedisMixin):
+        """Every name here is Python's, schematics', 0.3.x's or far from any setting."""
+
+        __redis_client__ = NoRedis()
+        __tablename__ = "cones"
+        __options__ = {"a": 1}
+        __meta__ = None
+        __version__ = "1"
+        __set_key__ = "Cones"
+        pk = types.StringType()
+        flavour: Any = types.StringType()
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+
+        def __repr__(self) -> str:
+            return "Cone"
+
+        def __str__(self) -> str:
+            return "Cone"
+
+        def __eq__(self, other: object) -> bool:
+            return self is other
+
+        def __hash__(self) -> int:
+            return id(self)
+
+        def __index__(self) -> int:  # closer to __indexes__ than __indices__ is
+            return 0
+
+        def __json__(self) -> Any:
+            return {}
+
+        def __key_pattern__(self, *parts: str) -> str:
+            return "Cones"
+
+        def __init_subclass__(cls, **kwargs: Any) -> None:
+            super().__init_subclass__(**kwargs)
+
+        def __class_getitem__(cls, item: Any) -> Any:
+            return cls
+
+    assert Cone._engine().keys.model_hash() == "Cones"
+    assert repr(Cone()) == "Cone"
