@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -15,6 +16,8 @@ from redis_schematics.io.base import (
     command_args,
     missing_script,
     not_a_request,
+    queue_eval,
+    refusal,
     scripts_of,
 )
 from redis_schematics.io.requests import Command, Emit, Flow, Pipeline, Queue, Request, RunScript, Sleep
@@ -51,7 +54,7 @@ class AsyncDriver:
             try:
                 reply, error = await handle(request), None
             except Exception as exc:
-                reply, error = None, exc
+                reply, error = None, refusal(exc, request)
 
     async def iterate(self, flow: Flow[Any]) -> AsyncIterator[Any]:
         """The items a streaming flow emits, as they come."""
@@ -72,7 +75,7 @@ class AsyncDriver:
                 try:
                     reply, error = await handle(request), None
                 except Exception as exc:
-                    reply, error = None, exc
+                    reply, error = None, refusal(exc, request)
         finally:
             flow.close()
 
@@ -89,9 +92,8 @@ class AsyncDriver:
             await asyncio.sleep(request.seconds)
             return None
         if isinstance(request, Queue):
-            call = request.script
-            queue_on = request.pipeline.register_script(script(call.name).source)
-            return await queue_on(call.keys, call.args)
+            queued = queue_eval(request)
+            return await queued if inspect.isawaitable(queued) else queued
         raise not_a_request(request)
 
     async def _script(self, request: RunScript) -> Any:

@@ -19,7 +19,8 @@ splits a pipeline into one batch per node. What it cannot know, and these driver
   every key it touches, which is what makes it cluster-safe);
 * redis-py refuses ``evalsha`` (so ``register_script``) on a cluster pipeline: a write
   queued on the user's ``RedisCluster.pipeline()`` is sent as ``EVAL`` with the script's
-  source (no NOSCRIPT possible), through ``execute_command``, which routes it by its keys;
+  source, as on every pipeline (``io/base.py``: ``queue_eval``), through
+  ``execute_command``, which routes it by its keys;
 * in a cluster pipeline redis-py asks the server for the keys of every EVALSHA
   (``COMMAND GETKEYS``, one round trip each, before sending the pipeline): a pipelined
   script call is given the node of its first key (``target_nodes``), which redis-py
@@ -36,8 +37,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from redis_schematics.io.aio import AsyncDriver
-from redis_schematics.io.requests import Command, Pipeline, Queue, Request, RunScript
-from redis_schematics.io.scripts import script
+from redis_schematics.io.requests import Command, Pipeline, Request, RunScript
 from redis_schematics.io.sync import SyncDriver
 from redis_schematics.keys import slot_of
 
@@ -130,13 +130,6 @@ def refuse_keyless(request: Request) -> None:
             raise ValueError(msg)
 
 
-def queue_eval(request: Queue) -> Any:
-    """Queue a script call on a cluster pipeline as EVAL (see the module docstring)."""
-    call = request.script
-    source = script(call.name).source
-    return request.pipeline.execute_command("EVAL", source, len(call.keys), *call.keys, *call.args)
-
-
 def is_scan(request: Request) -> bool:
     """Is ``request`` a keyless SCAN (routed by its pattern)?"""
     return type(request) is Command and str(request.args[0]).upper() == "SCAN"
@@ -178,8 +171,6 @@ class ClusterSyncDriver(SyncDriver):
                     reply, error = self.client.execute_command(*args, target_nodes=node), None
                 except RedisError as exc:
                     reply, error = None, exc
-        if isinstance(request, Queue):
-            return queue_eval(request)
         refuse_keyless(request)
         return super().handle(request)
 
@@ -219,7 +210,5 @@ class ClusterAsyncDriver(AsyncDriver):
                     reply, error = await self.client.execute_command(*args, target_nodes=node), None
                 except RedisError as exc:
                     reply, error = None, exc
-        if isinstance(request, Queue):
-            return queue_eval(request)  # queued, not sent: nothing to await
         refuse_keyless(request)
         return await super().handle(request)

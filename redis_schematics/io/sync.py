@@ -14,6 +14,8 @@ from redis_schematics.io.base import (
     command_args,
     missing_script,
     not_a_request,
+    queue_eval,
+    refusal,
     scripts_of,
 )
 from redis_schematics.io.requests import Command, Emit, Flow, Pipeline, Queue, Request, RunScript, Sleep
@@ -52,7 +54,7 @@ class SyncDriver:
             try:
                 reply, error = handle(request), None
             except Exception as exc:
-                reply, error = None, exc
+                reply, error = None, refusal(exc, request)
 
     def iterate(self, flow: Flow[Any]) -> Iterator[Any]:
         """The items a streaming flow emits, as they come."""
@@ -72,7 +74,7 @@ class SyncDriver:
                 try:
                     reply, error = handle(request), None
                 except Exception as exc:
-                    reply, error = None, exc
+                    reply, error = None, refusal(exc, request)
         finally:
             flow.close()
 
@@ -89,9 +91,7 @@ class SyncDriver:
                 time.sleep(request.seconds)
             return None
         if isinstance(request, Queue):
-            call = request.script
-            queue_on = request.pipeline.register_script(script(call.name).source)
-            return queue_on(call.keys, call.args)
+            return queue_eval(request)
         raise not_a_request(request)
 
     def _script(self, request: RunScript) -> Any:

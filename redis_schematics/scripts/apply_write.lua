@@ -32,6 +32,12 @@
 --          MEMBER+ member ms    ZADD key (now + ms) member: a deadline by server time
 --          EXTEND ms            make the key live at least ms more
 --          UNIQ- field pk       HDEL key field, only if its value is pk
+--          PROBE                SETRANGE key 0 "" on a key that never exists: writes
+--                               nothing, but Redis checks maxmemory at a script's first
+--                               write and only for a command that can grow memory, so
+--                               a write that deletes before it grows (DEL then HSET)
+--                               starts with it and is refused whole ("OOM") at the limit
+--                               under noeviction; one that only deletes still runs
 -- Returns 1 when applied. Otherwise nothing is written and it returns every failed guard
 -- as a flat list {guard number, current value or false, ...} (or, when ARGV[1] is "1",
 -- an error reply for the first one: "RSUNIQUE" for a taken unique value, else "RSGUARD").
@@ -176,6 +182,8 @@ for o = 1, n_ops do
     if ttl ~= -2 and ttl < ms then redis.call('PEXPIRE', key, ms) end
   elseif cmd == 'UNIQ-' then
     if redis.call('HGET', key, args[1]) == args[2] then redis.call('HDEL', key, args[1]) end
+  elseif cmd == 'PROBE' then
+    redis.call('SETRANGE', key, 0, '')
   elseif PLAIN[cmd] then
     redis.call(cmd, key, unpack(args))
   else

@@ -18,9 +18,12 @@ ABSENT = "\0"
 _MERGEABLE = {"SADD": (1, 0), "SREM": (1, 0), "ZREM": (1, 0), "HDEL": (1, 0), "ZADD": (2, 1), "HSET": (2, 0)}
 #: at most this many arguments in one merged operation (apply_write.lua unpacks them)
 MERGE_ARGS = 1000
+#: operations that can grow memory (Redis checks ``maxmemory`` at the first of them, if
+#: the script has written nothing before it)
+GROWING = frozenset({"SET", "HSET", "SADD", "ZADD", "MEMBER+"})
 #: every operation apply_write.lua knows
 OPERATIONS = frozenset(
-    {"SET", "HSET", "HDEL", "SADD", "SREM", "ZADD", "ZREM", "DEL", "MEMBER+", "EXTEND", "UNIQ-"}
+    {"SET", "HSET", "HDEL", "SADD", "SREM", "ZADD", "ZREM", "DEL", "MEMBER+", "EXTEND", "UNIQ-", "PROBE"}
 )
 
 
@@ -72,6 +75,13 @@ class Batch:
     @property
     def n_ops(self) -> int:
         return len(self.ops)
+
+    @property
+    def shrinks_first(self) -> bool:
+        """Does the write delete before it grows memory (``DEL`` then ``HSET``)? Redis
+        then would not check ``maxmemory`` (it checks only at a script's first write):
+        :func:`build` puts a ``PROBE`` first (see ``apply_write.lua``)."""
+        return bool(self.ops) and self.ops[0][0] not in GROWING and any(op[0] in GROWING for op in self.ops)
 
     def _merged(self) -> list[tuple[str, int, tuple[Any, ...]]]:
         """The operations, with those of one command on one key that add or remove one
@@ -154,7 +164,9 @@ def build(items: Sequence[Item]) -> Batch:
         for e in item.old:
             if kind_of_entry(e.kind).claims and (e.key, e.member) not in kept:
                 batch.releases[(e.key, e.member)] = item.pk
-    for item in items:
-        if not item.dropped:
-            item.owner.add_to(batch, item)
+    live = [item for item in items if not item.dropped]
+    for item in live:
+        item.owner.add_to(batch, item)
+    if live and batch.shrinks_first:
+        batch.ops.insert(0, ("PROBE", batch.pos(live[0].owner.keys.probe()), ()))
     return batch

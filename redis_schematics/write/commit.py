@@ -7,6 +7,7 @@ sync and the async driver.
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,7 +49,21 @@ def queue(pipeline: Any, items: Sequence[Item]) -> Flow[None]:
     yield from read_state(items)
     batch = build(items)
     if batch.n_ops:
-        yield Queue(pipeline, RunScript("apply_write", batch.keys, batch.argv(True)))
+        once = token_key(items) if any(i.payload is None for i in items) else None
+        yield Queue(pipeline, RunScript("apply_write", batch.keys, batch.argv(True, once)))
+
+
+def token_key(items: Sequence[Item]) -> str:
+    """A new idempotency token key for one write of ``items`` (under the first item's
+    model, so in the slot of the write's keys).
+
+    A write that deletes carries one: a resend of an applied call (redis-py retrying
+    after a lost reply) returns "applied" and writes nothing again, so the caller's
+    result (``delete()``'s True, ``delete_many``'s count) is what the first call did
+    (a write that only stores needs none: its resend finds its own payload and stores
+    it again). Costs one key (``Prefix#once:<16 hex>``) for 10 s per such call.
+    """
+    return items[0].owner.keys.once(secrets.token_hex(8))
 
 
 def _saw(item: Item, expected: Any, old: frozenset[Entry]) -> None:
@@ -75,7 +90,8 @@ def commit(items: Sequence[Item], attempts: int = MAX_ATTEMPTS, once: str | None
     Each attempt is one ``apply_write.lua`` call (one round trip). A failed guard
     returns the current payload, so the first retry needs no extra read; later ones,
     which back off first, read the objects again (one more round trip each). ``once``
-    names an idempotency token key (see ``KeySpace.once``).
+    names the idempotency token key (see ``KeySpace.once``; a new one by default, see
+    :func:`token_key`), the same for every attempt.
 
     Raises:
         UniqueViolation: a UniqueIndex value belongs to another object; nothing written.
@@ -99,6 +115,8 @@ def commit(items: Sequence[Item], attempts: int = MAX_ATTEMPTS, once: str | None
         batch = build(items)
         if not batch.n_ops:
             return
+        if once is None and any(i.payload is None for i in items):
+            once = token_key(items)  # kept for every later attempt
         reply = yield RunScript("apply_write", batch.keys, batch.argv(False, once))
         if reply == 1:
             return

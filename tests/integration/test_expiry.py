@@ -15,6 +15,7 @@ import pytest
 from schematics import types
 
 from redis_schematics import NotFound, RangeIndex, SimpleRedisModel, UniqueIndex
+from tests.dbstate import is_marker
 from tests.races import racing
 
 INDEXES = ("flavour", RangeIndex("kg"), UniqueIndex("code"))
@@ -60,7 +61,7 @@ def keys_of(model: type) -> set[str]:
     return {
         txt(k)
         for k in client.scan_iter(count=1000)
-        if txt(k) == base or txt(k).startswith((base + ":", base + "#"))
+        if (txt(k) == base or txt(k).startswith((base + ":", base + "#"))) and not is_marker(k)
     }
 
 

@@ -35,6 +35,7 @@ from redis_schematics import (
 )
 from redis_schematics.exceptions import CorruptPayload, InvalidModel, UnknownField
 from redis_schematics.write import commit, read_state
+from tests import dbstate
 from tests.engine import layout_read, run
 from tests.races import racing
 
@@ -95,7 +96,7 @@ def s(value: Any) -> str:
 
 
 def key_names(client: Any) -> set[str]:
-    return {s(k) for k in client.scan_iter(count=1000)}
+    return dbstate.key_names(client)
 
 
 def hash_of(client: Any, key: str) -> dict[str, str]:

@@ -30,6 +30,7 @@ from redis_schematics.exceptions import (
     StrictPerformanceException,
     UniqueViolation,
 )
+from tests import dbstate
 from tests.conftest import real_client
 from tests.engine import stored
 from tests.models import ice_cream
@@ -70,7 +71,7 @@ def stored_payload(model: Any, client: Any, pk: str) -> Any:
 
 
 def key_names(client: Any) -> set[str]:
-    return {k.decode() if isinstance(k, bytes) else k for k in client.scan_iter(count=1000)}
+    return dbstate.key_names(client)
 
 
 # -- 1. pk-less objects all got the key "Prefix:<function uuid4 ...>" ------------------------------

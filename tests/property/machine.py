@@ -49,6 +49,7 @@ from redis_schematics import (
     UniqueIndex,
 )
 from redis_schematics.exceptions import MultipleFound, NotFound, UniqueViolation
+from tests.dbstate import is_marker
 from tests.property.oracle import Oracle
 from tests.property.strategies import (
     DATA_FIELDS,
@@ -249,7 +250,7 @@ class LayoutsAgree(RuleBasedStateMachine):
         for p in subject.bases():
             found += [
                 *self.client.scan_iter(match=_glob(p) + ":*"),
-                *self.client.scan_iter(match=_glob(p) + "#*"),
+                *(k for k in self.client.scan_iter(match=_glob(p) + "#*") if not is_marker(k)),
             ]
             if self.client.exists(p):
                 found.append(p)
