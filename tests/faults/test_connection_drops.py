@@ -37,6 +37,7 @@ from tests.conftest import LAYOUTS
 from tests.faults.checks import canonical, index_differences
 from tests.faults.conftest import connection_kwargs
 from tests.faults.proxy import FaultyProxy
+from tests.models import ice_cream
 
 pytestmark = pytest.mark.real
 
@@ -347,3 +348,45 @@ def test_update_applies_fn_once_per_successful_call_even_when_redis_py_resends(
         ok, failed, counter = count_updates(client, upstream, 300)
         client.close()
     assert counter <= ok + failed, f"{ok} calls succeeded, {failed} raised, yet the counter is {counter}"
+
+
+@pytest.mark.parametrize("layout_name", ["simple", "distributed"])
+def test_deletes_report_what_they_deleted_when_redis_py_resends(
+    upstream: redis.Redis, layout_name: str
+) -> None:
+    """Replies lost at random, redis-py resending (its default): a delete that returns
+    reports exactly what it deleted. Nobody else deletes, so every object a call names
+    exists: ``delete()`` must say True and ``delete_many`` the whole group, never less
+    (before the idempotency token, a resent delete found its own work done and said
+    False / 0: ``if job.delete(): process(job)`` lost jobs). A call that raised may or may
+    not have deleted (the check after says which objects are left)."""
+    where = connection_kwargs(upstream)
+    direct = ice_cream(LAYOUTS[layout_name], upstream)
+    direct.set_many([direct({"id": str(i), "flavour": "f", "code": f"c{i}"}) for i in range(400)])
+    with FaultyProxy((where["host"], where["port"]), seed=13, lose_reply_probability=0.1) as proxy:
+        client = redis.Redis(
+            host="127.0.0.1", port=proxy.port, db=where["db"], socket_timeout=0.2, retry=Retry(NoBackoff(), 3)
+        )
+        model = ice_cream(LAYOUTS[layout_name], client)
+        answered = 0
+        unsure: set[str] = set()  # the objects of calls that raised
+        for i in range(0, 200):
+            try:
+                assert model({"id": str(i)}).delete() is True, f"delete() of {i} said False"
+                answered += 1
+            except NETWORK_ERRORS:
+                unsure.add(str(i))
+        for start in range(200, 400, 5):
+            group = [str(i) for i in range(start, start + 5)]
+            try:
+                assert model.delete_many(group) == 5, f"delete_many({group}) missed some"
+                answered += 1
+            except NETWORK_ERRORS:
+                unsure.update(group)
+        client.close()
+        faults = proxy.stats.faults
+    assert faults > 10, "the proxy lost too few replies to test anything"
+    assert answered > 100
+    left = {o.id for o in direct.all()}
+    assert left <= unsure  # each answered call deleted its objects
+    assert direct.check_indexes() == []

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -30,6 +31,8 @@ from redis_schematics.exceptions import (
     StrictPerformanceException,
     UniqueViolation,
 )
+from redis_schematics.io import RunScript
+from redis_schematics.io.drivers import intercept
 from tests import dbstate
 from tests.conftest import real_client
 from tests.engine import stored
@@ -481,3 +484,58 @@ def test_every_library_error_has_a_message(shop: Any) -> None:
             attempt()
         assert str(info.value).strip()
         assert "Shop" in str(info.value)
+
+
+# -- a write resent after a lost reply reports what the first send did (issue 17, #6) ----------
+
+
+@contextmanager
+def resending(name: str = "apply_write") -> Iterator[list[Any]]:
+    """Every ``name`` script call is sent twice and answered by the second reply, as when
+    redis-py resends a call whose reply was lost (the first send ran). Yields the
+    first sends' replies."""
+    firsts: list[Any] = []
+
+    def wrap(driver: Any) -> Any:
+        base = type(driver)
+
+        class Resending(base):  # type: ignore[misc, valid-type]
+            pass
+
+        def twice(request: Any) -> bool:
+            return isinstance(request, RunScript) and request.name == name
+
+        if base.is_async:
+
+            async def handle(self: Any, request: Any) -> Any:
+                if twice(request):
+                    firsts.append(await base.handle(self, request))
+                return await base.handle(self, request)
+        else:
+
+            def handle(self: Any, request: Any) -> Any:  # type: ignore[misc]
+                if twice(request):
+                    firsts.append(base.handle(self, request))
+                return base.handle(self, request)
+
+        Resending.handle = handle
+        return Resending(driver.client)
+
+    with intercept(wrap):
+        yield firsts
+
+
+def test_resent_deletes_report_what_they_deleted(layout: type, client: Any) -> None:
+    model = ice_cream(layout, client)
+    model.set_many([model({"id": str(i), "flavour": "mint" if i % 2 else "plain"}) for i in range(10)])
+    with resending() as firsts:
+        assert model({"id": "0"}).delete() is True
+        assert model.delete_many(["1", "2", "nope"]) == 2
+        assert model.delete_filter(flavour="mint") == 4  # 3, 5, 7, 9
+        assert model({"id": "0"}).delete() is False  # gone already: nothing to resend
+        model({"id": "4", "flavour": "again"}).set()  # a store: its resend stores it again
+    assert len(firsts) >= 4, "the deletes were not resent"
+    assert firsts[:3] == [1, 1, 1]  # each delete's first send applied it
+    assert sorted(o.id for o in model.all()) == ["4", "6", "8"]
+    assert model.match_for_pk("4").flavour == "again"
+    assert model.check_indexes() == []
