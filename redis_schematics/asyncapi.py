@@ -17,12 +17,22 @@ from typing import TYPE_CHECKING, Any
 
 from redis_schematics import operations as op
 from redis_schematics import upkeep
+from redis_schematics.io import policy
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
     from redis_schematics.engine import Engine
     from redis_schematics.query import Query
+
+
+def with_policy(server: Any, found: list[upkeep.Problem]) -> list[upkeep.Problem]:
+    """``found``, after an "eviction policy" problem when ``server`` can evict our keys
+    (read by the driver before its first request: io/policy.py)."""
+    risk = policy.risk(server)
+    if risk is None:
+        return found
+    return [upkeep.Problem("eviction policy", "", "maxmemory-policy", risk), *found]
 
 
 class AsyncMethods:
@@ -145,7 +155,8 @@ class AsyncMethods:
     async def acheck_indexes(cls) -> list[upkeep.Problem]:
         """Async twin of ``check_indexes()``."""
         engine = cls._engine()
-        return await engine.aio().run(upkeep.check(engine))
+        driver = engine.aio()
+        return with_policy(driver.server, await driver.run(upkeep.check(engine)))
 
     @classmethod
     async def arebuild_indexes(cls) -> int:

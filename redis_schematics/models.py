@@ -20,7 +20,7 @@ from schematics.models import ModelMeta
 
 from redis_schematics import operations as op
 from redis_schematics import serializers, upkeep
-from redis_schematics.asyncapi import AsyncMethods
+from redis_schematics.asyncapi import AsyncMethods, with_policy
 from redis_schematics.engine import Engine
 from redis_schematics.exceptions import ConfigurationError
 from redis_schematics.keys import SEP
@@ -391,7 +391,8 @@ class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
         Complexity: O(N) reads (SCAN/SSCAN/ZSCAN/HSCAN and MGET) and O(N) memory.
         """
         engine = cls._engine()
-        return engine.sync().run(upkeep.check(engine))
+        driver = engine.sync()
+        return with_policy(driver.server, driver.run(upkeep.check(engine)))
 
     @classmethod
     def rebuild_indexes(cls) -> int:

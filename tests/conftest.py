@@ -30,6 +30,7 @@ from redis_schematics import (
     HashRedisModel,
     SimpleRedisModel,
 )
+from redis_schematics.io import policy
 from tests.asyncmode import async_api
 from tests.cluster import real_cluster, slot_checked
 
@@ -158,6 +159,10 @@ def real_client(config: pytest.Config, decode: bool = False) -> redis.Redis:
             pytest.fail(f"REDIS_REQUIRED=1 but no Redis answers at {url}: {exc}")
         pytest.skip(f"no Redis server at {url}")
     client.flushdb()
+    # The drivers read the eviction policy before their first request (io/policy.py):
+    # read it here, so that no test's round-trip count depends on running first.
+    if not policy.known(policy.server_of(client)):
+        policy.note(policy.server_of(client), client.info("memory"))
     return client
 
 

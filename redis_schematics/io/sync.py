@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from redis.exceptions import NoScriptError
 
+from redis_schematics.io import policy
 from redis_schematics.io.base import (
     NO_OPTIONS,
     checked,
@@ -39,9 +40,23 @@ class SyncDriver:
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        #: the server, for the eviction policy read before the first request (io/policy.py)
+        self.server = policy.server_of(client)
+
+    def _read_policy(self) -> None:
+        """Read the server's eviction policy (one ``INFO memory``), warn if it evicts."""
+        reply = None
+        if not policy.is_fake(self.client):
+            try:
+                reply = self.client.execute_command("INFO", "memory")
+            except Exception:  # refused (managed services) or unknown: taken as not evicting
+                reply = None
+        policy.note(self.server, reply)
 
     def run(self, flow: Flow[T]) -> T:
         """Run ``flow`` to its result; an I/O error is thrown into it where it asked."""
+        if not policy.known(self.server):
+            self._read_policy()
         handle = self.handle
         reply: Any = None
         error: Exception | None = None
@@ -58,6 +73,8 @@ class SyncDriver:
 
     def iterate(self, flow: Flow[Any]) -> Iterator[Any]:
         """The items a streaming flow emits, as they come."""
+        if not policy.known(self.server):
+            self._read_policy()
         handle = self.handle
         reply: Any = None
         error: Exception | None = None

@@ -1,4 +1,5 @@
-"""A server at its ``maxmemory`` under ``noeviction``: every write path refuses whole.
+"""A server at its ``maxmemory`` under ``noeviction``: every write path refuses whole;
+and a server whose policy evicts is warned about.
 
 Each test starts its own redis-server (tests/faults/servers.py, ports 7100-7199) with a
 4 MB ``maxmemory``, fills it through the library until the server refuses, then tries
@@ -13,6 +14,7 @@ still works there (it frees memory). Through the sync and the async API.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import redis
 import redis.asyncio
 
 from redis_schematics import atransaction, transaction
-from redis_schematics.exceptions import OutOfMemory
+from redis_schematics.exceptions import EvictionRisk, OutOfMemory
 from tests.conftest import LAYOUTS
 from tests.dbstate import db_state
 from tests.faults.servers import ThrowawayRedis
@@ -148,3 +150,45 @@ def test_every_write_is_refused_whole_at_maxmemory(
     finally:
         api.close()
         client.close()
+
+
+@pytest.mark.parametrize(
+    ("policy", "maxmemory", "warns"),
+    [
+        ("allkeys-lru", "8mb", True),
+        ("volatile-ttl", "8mb", True),
+        ("noeviction", "8mb", False),
+        ("allkeys-lru", "0", False),  # no limit: Redis never evicts
+    ],
+)
+@pytest.mark.parametrize("api_kind", ["sync", "async"])
+def test_an_evicting_policy_is_warned_about_once_and_reported_by_check(
+    redis_server_binary: str, tmp_path: Path, policy: str, maxmemory: str, warns: bool, api_kind: str
+) -> None:
+    extra = ("--maxmemory", maxmemory, "--maxmemory-policy", policy)
+    with ThrowawayRedis(redis_server_binary, tmp_path, extra=extra) as server:
+        client = server.client()
+        model = ice_cream(LAYOUTS["simple"], client)
+        api = Api(model, server, api_kind == "async")
+        try:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                api.call(_obj(model, 1), "set")
+                api.call(model, "count")
+                other = ice_cream(LAYOUTS["hash"], client, prefix="Other")  # same server
+                other({"id": "1"}).set()
+            risks = [w for w in seen if issubclass(w.category, EvictionRisk)]
+            problems = api.call(model, "check_indexes")
+        finally:
+            api.close()
+            client.close()
+    if not warns:
+        assert risks == []
+        assert problems == []
+        return
+    assert len(risks) == 1, "one warning per server and process"
+    text = str(risks[0].message)
+    assert f"maxmemory-policy is {policy!r}" in text
+    assert "noeviction" in text
+    assert [p.kind for p in problems] == ["eviction policy"]
+    assert problems[0].detail == text
