@@ -10,8 +10,9 @@ here holds a client or knows which driver runs it, nor which layout is in use.
 Expiry: a model with ``__expire__`` keeps, in its members ZSET, each object's deadline
 (server time). An object past its deadline is never returned or counted, whatever the
 layout. Its payload stays (up to one more ``__expire__``, when the model has indexes)
-so that its index entries can be found and removed: lazily when a query meets it, or
-by :meth:`Engine.purge_expired`. Every key a write touches lives at least as long as the
+so that its index entries can be found and removed: lazily when a read meets it (see
+:class:`ReadCleanup`: not with ``__purge_on_read__ = False``, nor on a read-only replica),
+or by :meth:`Engine.purge_expired`. Every key a write touches lives at least as long as the
 objects it lists, so an idle model disappears from Redis on its own.
 
 Letters in ``Complexity:`` sections: N = objects of the model, M = matches, K = filters.
@@ -19,10 +20,11 @@ Letters in ``Complexity:`` sections: N = objects of the model, M = matches, K = 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from redis_schematics.exceptions import CorruptPayload, UniqueViolation
+from redis_schematics.exceptions import ConfigurationError, CorruptPayload, ReadOnlyServer, UniqueViolation
 from redis_schematics.indexes import Entry
 from redis_schematics.io import (
     AsyncDriver,
@@ -50,6 +52,54 @@ def now_ms(reply: Any) -> int:
     return int(sec) * 1000 + int(usec) // 1000
 
 
+#: seconds during which reads skip their clean-up after a server refused it as a read-only
+#: replica (then they try again once: the replica may have been promoted meanwhile)
+READ_ONLY_RECHECK = 60.0
+
+
+class ReadCleanup:
+    """Whether the reads of a model purge the expired objects they meet.
+
+    A read that meets an expired object (never returned nor counted: its deadline decides)
+    then purges one batch of expired objects, a write. ``__purge_on_read__ = False``
+    turns that off (``purge_expired()`` and the physical TTL still clean up). A server
+    that refuses the write as a read-only replica (``ReadOnlyServer``) makes the reads
+    skip it for :data:`READ_ONLY_RECHECK` seconds; the read's result stands. Shared by
+    the engines of a sharded model's shards. No I/O.
+    """
+
+    __slots__ = ("enabled", "skip_until")
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        #: ``time.monotonic()`` before which reads do not try (a read-only server refused)
+        self.skip_until = 0.0
+
+    def wanted(self) -> bool:
+        """Should a read purge now?"""
+        return self.enabled and time.monotonic() >= self.skip_until
+
+    def refused(self) -> None:
+        """The server refused the clean-up as read-only: skip it for a while."""
+        self.skip_until = time.monotonic() + READ_ONLY_RECHECK
+
+
+def purge_on_read(model: type) -> bool:
+    """``model.__purge_on_read__`` (default True), checked.
+
+    Raises:
+        ConfigurationError: it is not True or False.
+    """
+    found = getattr(model, "__purge_on_read__", True)
+    if not isinstance(found, bool):
+        msg = (
+            f"{model.__name__}.__purge_on_read__ must be True (reads purge the expired objects "
+            f"they meet) or False (they never write), not {found!r}."
+        )
+        raise ConfigurationError(msg)
+    return found
+
+
 class Engine:
     """Everything redis-schematics does for one model class."""
 
@@ -70,6 +120,7 @@ class Engine:
         )
         self.records = Records(settings, self.layout)
         self.writes = ModelWrites(self, settings, self.layout)
+        self.cleanup = ReadCleanup(purge_on_read(model))
 
     def object_key(self, pk: str, obj: Any = None) -> str:
         """The key of the object ``pk`` (``obj``: the object, when at hand), for messages
@@ -162,7 +213,7 @@ class Engine:
                 elif payload is not None:
                     expired += 1
         if expired:
-            yield from self.purge_expired(max_batches=1)
+            yield from self.purge_after_read()
         return out
 
     def member_scan(self, batch: int = CHUNK) -> Scan:
@@ -226,6 +277,20 @@ class Engine:
         return (yield from self.writes.delete_pks((yield from self.stored_pks())))
 
     # -- expiry -----------------------------------------------------------------------------
+    def purge_after_read(self) -> Flow[None]:
+        """The clean-up of a read that met expired objects: one batch of
+        :meth:`purge_expired`, unless :attr:`cleanup` says not to. A read-only server's
+        refusal is remembered there and swallowed: the read's result is right without it.
+
+        Complexity: as one batch of :meth:`purge_expired` (four round trips), or none.
+        """
+        if not self.expiring or not self.cleanup.wanted():
+            return
+        try:
+            yield from self.purge_expired(max_batches=1)
+        except ReadOnlyServer:
+            self.cleanup.refused()
+
     def purge_expired(self, batch: int = CHUNK, max_batches: int | None = None) -> Flow[int]:
         """Remove expired objects and their index entries, ``batch`` at a time.
 

@@ -110,8 +110,8 @@ def _run(q: QuerySpec, p: Plan, mode: str, offset: int, limit: int) -> Flow[list
     keys, args = script_args(q, p, mode, offset, limit)
     reply = list((yield RunScript("run_query", keys, args)))
     expired = int(reply[1] if mode == "count" else reply[0])
-    if expired:
-        yield from q.engine.purge_expired(max_batches=1)
+    if expired:  # not returned nor counted; purged unless reads never write (see ReadCleanup)
+        yield from q.engine.purge_after_read()
     return reply
 
 

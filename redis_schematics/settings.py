@@ -104,6 +104,7 @@ SETTING_NAMES = (
     "__unique_args__",
     "__indexes__",
     "__strict_performance__",
+    "__purge_on_read__",
     "__serializer__",
     "__deserializer__",
     "__hash_tag__",

@@ -52,6 +52,8 @@ class ShardedEngine(Engine):
     def __init__(self, model: type, layout_class: type[Layout], settings: Settings) -> None:
         super().__init__(model, layout_class, settings)
         self.shards = tuple(Engine(model, layout_class, settings.of_shard(ks)) for ks in settings.shards)
+        for shard in self.shards:  # one client serves them all: a refusal holds for every shard
+            shard.cleanup = self.cleanup
         self.shard_by = settings.shard_by
         self.writes = ShardedWrites(self)  # type: ignore[assignment]
 

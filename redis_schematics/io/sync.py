@@ -42,9 +42,14 @@ class SyncDriver:
         self.client = client
         #: the server, for the eviction policy read before the first request (io/policy.py)
         self.server = policy.server_of(client)
+        self.policy_pending = not policy.known(self.server)
 
     def _read_policy(self) -> None:
-        """Read the server's eviction policy (one ``INFO memory``), warn if it evicts."""
+        """Read the server's eviction policy (one ``INFO memory``, before the first
+        request of the first driver of a server), warn if it evicts."""
+        self.policy_pending = False
+        if policy.known(self.server):
+            return
         reply = None
         if not policy.is_fake(self.client):
             try:
@@ -55,8 +60,6 @@ class SyncDriver:
 
     def run(self, flow: Flow[T]) -> T:
         """Run ``flow`` to its result; an I/O error is thrown into it where it asked."""
-        if not policy.known(self.server):
-            self._read_policy()
         handle = self.handle
         reply: Any = None
         error: Exception | None = None
@@ -66,6 +69,8 @@ class SyncDriver:
             except StopIteration as stop:
                 result: T = stop.value
                 return result
+            if self.policy_pending:
+                self._read_policy()
             try:
                 reply, error = handle(request), None
             except Exception as exc:
@@ -73,8 +78,6 @@ class SyncDriver:
 
     def iterate(self, flow: Flow[Any]) -> Iterator[Any]:
         """The items a streaming flow emits, as they come."""
-        if not policy.known(self.server):
-            self._read_policy()
         handle = self.handle
         reply: Any = None
         error: Exception | None = None
@@ -88,6 +91,8 @@ class SyncDriver:
                     yield from request.items
                     reply = None
                     continue
+                if self.policy_pending:
+                    self._read_policy()
                 try:
                     reply, error = handle(request), None
                 except Exception as exc:
