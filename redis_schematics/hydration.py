@@ -32,11 +32,12 @@ from schematics.types import (
     BooleanType,
     DateTimeType,
     DateType,
+    DecimalType,
     NumberType,
     StringType,
     UUIDType,
 )
-from schematics.types.compound import DictType, ListType
+from schematics.types.compound import DictType, ListType, ModelType
 from schematics.undefined import Undefined
 
 Converter = Callable[[Any], Any]
@@ -314,3 +315,165 @@ def dumper_for(model: type) -> Callable[[Any], dict[str, Any]]:
             return _slow_dump(obj)
 
     return dump
+
+
+# -- what schematics writes but cannot read back ---------------------------------------------
+
+
+class Unstorable(ValueError):
+    """A value whose primitive schematics writes in a form nothing can read back (or
+    compare): ``path`` names where it sits (``field``, ``field[2]``, ``inner.field``)."""
+
+    def __init__(self, value: Any, why: str, allowed: str) -> None:
+        super().__init__(why)
+        self.value = value
+        self.why = why
+        self.allowed = allowed
+        self.path: list[str] = []
+
+    @property
+    def where(self) -> str:
+        """The dotted path of the value (``inner.when``, ``tags[0]``)."""
+        return "".join(p if p.startswith("[") else f".{p}" for p in self.path).lstrip(".")
+
+
+def _pad_year(value: str) -> str:
+    # strftime("%Y") does not pad years below 1000 on glibc ("5-01-01"); schematics'
+    # parsers want four digits, and read "0005-01-01" back as year 5
+    head, _sep, rest = value.partition("-")
+    return f"{head.zfill(4)}-{rest}" if head.isdigit() and len(head) < 4 else value
+
+
+def _check_datetime(value: Any) -> Any:
+    """A DateTimeType primitive (``%Y-%m-%dT%H:%M:%S.%f%z``), with its year padded; an
+    offset with seconds (``-004430``, ``+050000.000123``) is refused."""
+    if type(value) is not str or (len(value) in (26, 31) and value[4] == "-" and value[10] == "T"):
+        return value  # the usual case: four-digit year, no offset or a whole-minute one
+    value = _pad_year(value)
+    if len(value) > 31:
+        offset = value[26:]
+        msg = f"its UTC offset {offset[:3]}:{offset[3:5]}:{offset[5:]} has seconds"
+        allowed = (
+            "a naive datetime or one whose UTC offset is whole minutes (e.g. value.astimezone(timezone.utc))"
+        )
+        raise Unstorable(value, msg + ", which schematics writes but cannot read back", allowed)
+    return value
+
+
+def _check_date(value: Any) -> Any:
+    if type(value) is not str or (len(value) == 10 and value[4] == "-"):
+        return value
+    return _pad_year(value)
+
+
+def _check_decimal(value: Any) -> Any:
+    # str(Decimal) spells NaN "NaN", "-NaN", "sNaN" or "sNaN123": any comparison of one
+    # raises InvalidOperation (and float() of a signaling one ValueError), so a stored NaN
+    # would break every query ordering or comparing the field
+    if type(value) is str and "NaN" in value:
+        kind = "a signaling NaN" if "sNaN" in value else "a NaN Decimal"
+        why = f"{kind} cannot be ordered or compared (Python raises InvalidOperation)"
+        raise Unstorable(value, why, "a number, Decimal('Infinity'), Decimal('-Infinity') or None")
+    return value
+
+
+def _checker(field: Any, seen: frozenset[type]) -> Converter | None:
+    """A primitive -> primitive function that makes the value of ``field`` storable (pads
+    years, refuses what cannot be read back), or None when nothing about it needs that."""
+    cls = type(field)
+    if isinstance(field, DateTimeType):
+        if field.serialized_format != DateTimeType.SERIALIZED_FORMAT or not _same(
+            cls, DateTimeType, "to_primitive"
+        ):
+            return None
+        return _check_datetime
+    if isinstance(field, DateType):
+        if field.serialized_format != DateType.SERIALIZED_FORMAT or not _same(cls, DateType, "to_primitive"):
+            return None
+        return _check_date
+    if isinstance(field, DecimalType):
+        return _check_decimal if _same(cls, DecimalType, "to_primitive") else None
+    if isinstance(field, ListType):
+        item_check = _checker(field.field, seen)
+        if item_check is None:
+            return None
+        inner: Converter = item_check
+
+        def check_list(value: Any) -> Any:
+            if type(value) is not list:
+                return value
+            for i, item in enumerate(value):
+                if item is not None:
+                    try:
+                        value[i] = inner(item)
+                    except Unstorable as exc:
+                        exc.path.insert(0, f"[{i}]")
+                        raise
+            return value
+
+        return check_list
+    if isinstance(field, DictType):
+        value_check = _checker(field.field, seen)
+        if value_check is None:
+            return None
+        inner_value: Converter = value_check
+
+        def check_dict(value: Any) -> Any:
+            if type(value) is not dict:
+                return value
+            for key, item in value.items():
+                if item is not None:
+                    try:
+                        value[key] = inner_value(item)
+                    except Unstorable as exc:
+                        exc.path.insert(0, f"[{key!r}]")
+                        raise
+            return value
+
+        return check_dict
+    if isinstance(field, ModelType):
+        model = field.model_class
+        return None if not isinstance(model, type) or model in seen else _model_checker(model, seen)
+    return None
+
+
+def _model_checker(model: type, seen: frozenset[type] = frozenset()) -> Converter | None:
+    schema: Any = getattr(model, "_schema", None)
+    if schema is None:
+        return None
+    plan = []
+    for name, field in schema.fields.items():
+        if isinstance(field, BaseType):
+            check = _checker(field, seen | {model})
+            if check is not None:
+                plan.append((name, field.serialized_name or name, check))
+    if not plan:
+        return None
+
+    def check_model(primitive: Any) -> Any:
+        if type(primitive) is not dict:
+            return primitive
+        for name, key, check in plan:
+            value = primitive.get(key)
+            if value is not None:
+                try:
+                    primitive[key] = check(value)
+                except Unstorable as exc:
+                    exc.path.insert(0, name)
+                    raise
+        return primitive
+
+    return check_model
+
+
+def storable_for(model: type) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A function that takes a fresh ``to_primitive()`` dict of ``model`` (changed in
+    place) and returns it as it must be stored: years below 1000 padded to four digits
+    (schematics 2.1.1 writes ``"5-01-01"`` and cannot parse it), and refuses with
+    :class:`Unstorable` what schematics writes but cannot read back or compare: a datetime
+    whose UTC offset has seconds or microseconds, a NaN Decimal (quiet or signaling). Nested models,
+    lists and dicts included. Pure CPU: one look at each date or decimal value."""
+    check = _model_checker(model)
+    if check is None:
+        return lambda primitive: primitive
+    return check

@@ -15,6 +15,7 @@ import difflib
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from schematics.exceptions import BaseError
@@ -23,7 +24,7 @@ from schematics.undefined import Undefined
 
 from redis_schematics.exceptions import InvalidFilterValue, QueryError, UnknownField, UnknownLookup
 from redis_schematics.hydration import value_in
-from redis_schematics.serializers import UTC, normalize
+from redis_schematics.serializers import UTC, lone_surrogate, normalize
 
 
 class Lookup:
@@ -273,10 +274,22 @@ def convert_value(model: str, fields: Mapping[str, Any], name: str, value: Any) 
         msg = f"{model}.{name}: {value!r} is not a valid {type(field_type).__name__} value ({detail})"
         raise InvalidFilterValue(msg) from exc
     try:
-        return normalize(native)
+        native = normalize(native)
     except OverflowError as exc:
         msg = f"{model}.{name}: {value!r} is outside the datetime range once converted to UTC"
         raise InvalidFilterValue(msg) from exc
+    if isinstance(native, Decimal) and native.is_snan():
+        msg = f"{model}.{name}: {value!r} is a signaling NaN, which cannot be compared; use a number or None"
+        raise InvalidFilterValue(msg)
+    for item in native if isinstance(native, list) else (native,):
+        at = lone_surrogate(item) if type(item) is str else None
+        if at is not None:
+            msg = (
+                f"{model}.{name}: {value!r:.60} holds a lone surrogate ({item[at]!r} at position "
+                f"{at}), which no stored value can hold; filter with text of whole Unicode characters."
+            )
+            raise InvalidFilterValue(msg)
+    return native
 
 
 def parse_filters(model: str, fields: Mapping[str, Any], kwargs: Mapping[str, Any]) -> tuple[Condition, ...]:

@@ -10,7 +10,6 @@ Letters in ``Complexity:`` sections: N = objects of the model, M = matches, K = 
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -28,9 +27,9 @@ from redis_schematics.exceptions import (
     PartiallyLoaded,
     UnknownField,
 )
-from redis_schematics.hydration import dumper_for, loader_for, snapshot, value_in
+from redis_schematics.hydration import Unstorable, dumper_for, loader_for, snapshot, storable_for, value_in
 from redis_schematics.indexes import Entry
-from redis_schematics.layouts import Layout
+from redis_schematics.layouts import Fields, Layout
 from redis_schematics.settings import Settings
 from redis_schematics.util import text
 from redis_schematics.validation import compile_validator
@@ -81,6 +80,8 @@ class Records:
         self.loader = loader_for(model)
         #: instance -> primitive dict, byte-for-byte what to_primitive() gives, but faster
         self.dumper = dumper_for(model)
+        #: a fresh primitive dict -> what is stored (years padded; unreadable values refused)
+        self.storable = storable_for(model)
         #: obj.validate() for objects that already hold valid native values, much faster;
         #: False (untouched) otherwise, then schematics validates (validation.py)
         self.fast_validate = compile_validator(model)
@@ -129,7 +130,24 @@ class Records:
         if pk is None or (isinstance(pk, str | bytes) and len(pk) == 0):
             msg = f"{self.name}: the primary key is empty; give pk, id or __unique_together__ values."
             raise InvalidPrimaryKey(msg)
-        return text(pk)
+        pk_text = text(pk)
+        self.refuse_unsendable_pk(pk_text)
+        return pk_text
+
+    def refuse_unsendable_pk(self, pk: str) -> None:
+        """Refuse a pk that holds a lone surrogate (no UTF-8 encoding, so no key name); no I/O.
+
+        Raises:
+            InvalidPrimaryKey: naming the pk and the character.
+        """
+        at = serializers.lone_surrogate(pk)
+        if at is not None:
+            msg = (
+                f"{self.name}: the primary key {pk!r:.80} holds a lone surrogate ({pk[at]!r} at "
+                f"position {at}), which a Redis key cannot hold (keys are UTF-8); use text of "
+                "whole Unicode characters."
+            )
+            raise InvalidPrimaryKey(msg)
 
     def pk_of_stored(self, obj: Any) -> str:
         """The pk of an object to delete or refresh (it must have one)."""
@@ -221,8 +239,11 @@ class Records:
             return frozenset(e for index in self.indexes for e in index.entries_of_pk(pk))
 
     # -- instances -> payloads --------------------------------------------------------------
-    def prepare(self, obj: Any) -> Prepared:
+    def prepare(self, obj: Any, names: tuple[str, ...] | None = None) -> Prepared:
         """Validate ``obj``, settle its pk and build what it should be stored as.
+
+        ``names``: a partial write of just these fields (``set(only=...)``): only they
+        are validated (a field it does not write, maybe not even loaded, is not looked at).
 
         Raises:
             InvalidModel, InvalidPrimaryKey: before anything is written.
@@ -237,15 +258,58 @@ class Records:
         pk = self.pk_of(obj)
         if pk is None:
             pk = uuid.uuid4().hex
+        self.refuse_unsendable_pk(pk)
         if "pk" in self.fields and getattr(obj, "pk", None) != pk:
             obj.pk = pk
-        if self.fast_validate is None or not self.fast_validate(obj):
+        if names is not None:
+            self._validate_fields(pk, obj, names)
+        elif self.fast_validate is None or not self.fast_validate(obj):
             self._validate(pk, obj)
         held = snapshot(obj)
-        self._refuse_old_years(pk, held)
-        primitive = self.dumper(obj)
+        self._refuse_outside_utc(pk, held)
+        primitive = self.dump(pk, obj)
         values = {n: serializers.normalize(value_in(held, n)) for n in self.indexed_fields}
-        return Prepared(pk, self.layout.encode(primitive), self.entries(pk, values))
+        payload = self.layout.encode(primitive)
+        self._refuse_unencodable(pk, payload, primitive, values)
+        return Prepared(pk, payload, self.entries(pk, values))
+
+    def dump(self, pk: str, obj: Any) -> dict[str, Any]:
+        """The primitive dict to store for ``obj``: ``to_primitive()``, with years below
+        1000 padded to four digits. No I/O.
+
+        Raises:
+            InvalidModel: a value schematics writes in a form it cannot read back (a
+                datetime whose UTC offset has seconds, a NaN Decimal), nested ones too.
+        """
+        try:
+            return self.storable(self.dumper(obj))
+        except Unstorable as exc:
+            msg = (
+                f"{self.name} {pk!r}: {exc.where} = {exc.value!r:.60} cannot be stored: "
+                f"{exc.why}; nothing was written. Store {exc.allowed}."
+            )
+            raise InvalidModel(msg, {exc.where: exc.why}) from exc
+
+    def _refuse_unencodable(self, pk: str, payload: Any, primitive: Any, values: dict[str, Any]) -> None:
+        """Refuse an object holding a lone surrogate (text with no UTF-8 encoding, which
+        redis-py cannot send): in the payload, or in a value an index key is made of."""
+        texts: Iterable[Any] = payload.values.values() if isinstance(payload, Fields) else (payload,)
+        bad = any(type(t) is str and serializers.lone_surrogate(t) is not None for t in texts)
+        if not bad:  # a serializer may escape it (ensure_ascii); index keys hold it raw
+            bad = any(serializers.lone_surrogate(t) is not None for t in _strings(values))
+        if not bad:
+            return
+        where, value = next(
+            ((w, v) for w, v in _walk(primitive) if serializers.lone_surrogate(v) is not None),
+            ("?", ""),
+        )
+        at = serializers.lone_surrogate(value) or 0
+        msg = (
+            f"{self.name} {pk!r}: {where} = {value!r:.60} holds a lone surrogate "
+            f"({value[at : at + 1]!r} at position {at}), which cannot be stored (Redis gets "
+            "UTF-8); nothing was written. Store text of whole Unicode characters."
+        )
+        raise InvalidModel(msg, {where: "lone surrogate"})
 
     def _validate(self, pk: str, obj: Any) -> None:
         """``obj.validate()``, its errors as InvalidModel (nothing written yet)."""
@@ -281,17 +345,58 @@ class Records:
         msg = f"{self.name} {pk!r} is not valid, nothing was written: {type(exc).__name__}: {exc}"
         return InvalidModel(msg, str(exc))
 
-    def _refuse_old_years(self, pk: str, held: dict[str, Any]) -> None:
-        """Refuse dates that could be stored but never used: before year 1000 (schematics
-        writes "999-..." and cannot read it back) or past 9999 once converted to UTC."""
+    def _validate_fields(self, pk: str, obj: Any, names: tuple[str, ...]) -> None:
+        """Validate just the fields ``names`` of ``obj`` (a partial write), as
+        ``validate()`` would (required, conversion, the field's validators), keeping the
+        converted values. A written field with a model-level ``validate_<field>`` method
+        makes it ``obj.validate(partial=True)`` (which needs the whole data).
+
+        Raises:
+            InvalidModel: naming the fields and schematics' messages; nothing written.
+        """
+        schema: Any = self.settings.model._schema  # type: ignore[attr-defined]
+        if any(n in schema.validators for n in names):
+            before = snapshot(obj)
+            try:
+                obj.validate(partial=True)
+            except BaseError as exc:
+                found = exc.to_primitive() if hasattr(exc, "to_primitive") else str(exc)
+                msg = f"{self.name} {pk!r} is not valid, nothing was written: {found}"
+                raise InvalidModel(msg, found) from exc
+            except (TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+                raise self._crashed_validation(pk, before, exc) from exc
+            return
+        errors: dict[str, Any] = {}
+        converted: dict[str, Any] = {}
+        for name in names:
+            kind = self.fields[name]
+            value = getattr(obj, name, None)
+            if value is None:
+                if kind.required:
+                    errors[name] = ["This field is required."]
+                continue
+            try:
+                converted[name] = kind.validate(value)
+            except BaseError as exc:
+                errors[name] = exc.to_primitive() if hasattr(exc, "to_primitive") else str(exc)
+            except (TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+                msg = (
+                    f"{self.name} {pk!r} is not valid, nothing was written: {name} = {value!r:.60} "
+                    f"cannot be validated by {type(kind).__name__} ({problem})."
+                )
+                raise InvalidModel(msg, {name: problem}) from exc
+        if errors:
+            msg = f"{self.name} {pk!r} is not valid, nothing was written: {errors}"
+            raise InvalidModel(msg, errors)
+        for name, value in converted.items():
+            setattr(obj, name, value)
+
+    def _refuse_outside_utc(self, pk: str, held: dict[str, Any]) -> None:
+        """Refuse datetimes that could be stored but never compared: past year 9999 (or
+        before year 1) once converted to UTC."""
         for name in self.date_fields:
             value = value_in(held, name)
-            if isinstance(value, dt.date) and value.year < 1000:
-                msg = (
-                    f"{self.name} {pk!r}: {name} = {value!r} is before year 1000, which schematics "
-                    "cannot read back once stored; nothing was written."
-                )
-                raise InvalidModel(msg, {name: "year before 1000"})
             try:
                 serializers.normalize(value)
             except OverflowError as exc:  # e.g. 9999-12-31T23:00-08:00 is past 9999 in UTC
@@ -347,24 +452,39 @@ class Records:
         The stored object keeps its other fields: a layout that ``writes_fields`` writes
         just those; the others rewrite the stored document with those fields replaced.
         Only the index entries of those fields change. An object not stored (or expired,
-        or unreadable) is written whole.
+        or unreadable) is written whole, unless ``obj`` was read with ``only=``: then
+        the merge raises PartiallyLoaded (it would store fields it never loaded).
         """
         written = [self.primitive_names[n] for n in names]
-        primitive = self.dumper(obj)
+        primitive = self.dump(prepared.pk, obj)
         new_values = {
             n: serializers.normalize(getattr(obj, n, None)) for n in self.indexed_fields if n in names
         }
         whole = (prepared.payload, prepared.entries, None)
         pk = prepared.pk
+        loaded = getattr(obj, LOADED, None)
+
+        def write_whole(why: str) -> tuple[Any, frozenset[Entry], tuple[str, ...] | None]:
+            if loaded is None:
+                return whole
+            # Read with only=: the whole write would store the fields it never loaded
+            # (their defaults, never validated), so it is refused like set() would be.
+            missing = tuple(n for n in self.fields if n not in loaded)
+            msg = (
+                f"{self.name} object {pk!r} was read with only=[{', '.join(sorted(loaded))}] and "
+                f"{why}, so set(only={list(names)!r}) would store {', '.join(missing)} without "
+                "having loaded them; nothing was written. Write a whole object instead."
+            )
+            raise PartiallyLoaded(msg, missing)
 
         def merge(expected: Any, alive: bool) -> tuple[Any, frozenset[Entry], tuple[str, ...] | None]:
             if expected is None or not alive:
-                return whole
+                return write_whole("is no longer stored (deleted or expired since)")
             try:
                 stored = self.primitive(pk, expected)
                 values = self.indexed_values(stored)
             except (CorruptPayload, BaseError, TypeError, ValueError):
-                return whole
+                return write_whole("its stored payload cannot be read")
             merged = {k: primitive.get(k) if k in written else v for k, v in stored.items()}
             merged.update((k, primitive[k]) for k in written if k in primitive)
             for k in written:
@@ -406,3 +526,27 @@ class Records:
         if len(self._projections) < 256:  # a few shapes per model in practice
             self._projections[key] = result
         return result
+
+
+def _strings(values: dict[str, Any]) -> Iterable[str]:
+    """The texts among indexed values (a list field's items too)."""
+    for value in values.values():
+        if type(value) is str:
+            yield value
+        elif isinstance(value, list | tuple | set | frozenset):
+            yield from (v for v in value if type(v) is str)
+
+
+def _walk(value: Any, where: str = "") -> Iterable[tuple[str, str]]:
+    """(path, text) of every string in a primitive, dict keys included."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            if isinstance(key, str):
+                yield path, key
+            yield from _walk(item, path)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _walk(item, f"{where}[{i}]")

@@ -108,6 +108,18 @@ def _pick_loads() -> Callable[[bytes | str], Any]:
 LOADS = _pick_loads()
 
 
+def lone_surrogate(value: str) -> int | None:
+    """Where ``value`` holds a lone surrogate (U+D800-U+DFFF, which has no UTF-8 form and
+    so cannot be sent to Redis), or None when it has none. Pure CPU: ``isascii`` first."""
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
 def normalize(value: Any) -> Any:
     """The value used for comparisons: datetimes become aware UTC; everything else as is."""
     if isinstance(value, dt.datetime):

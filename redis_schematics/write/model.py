@@ -110,8 +110,10 @@ class ModelWrites:
         ``only``: write just these fields (see ``Records.merger``).
 
         Raises:
+            InvalidModel, InvalidPrimaryKey: an object does not validate (with ``only``:
+                a field it writes); nothing is written.
             PartiallyLoaded: an object read with ``only=`` would store a field it did not
-                load (nothing is written).
+                load, or is no longer stored (nothing is written).
 
         Complexity: one ``apply_write.lua`` call per ``CHUNK`` objects (a second when a
         guard reports a stored object, and a read first with ``only``).
@@ -133,7 +135,8 @@ class ModelWrites:
 
     def items(self, objs: Sequence[Any], names: tuple[str, ...] | None = None) -> list[Item]:
         """The writes of ``objs`` (of just the fields ``names``), one per pk (the last
-        object of a pk wins), every object validated before any is returned. No I/O.
+        object of a pk wins), every object validated before any is returned (with
+        ``names``, just those fields: the others are not written). No I/O.
 
         Raises:
             InvalidModel, InvalidPrimaryKey, PartiallyLoaded: nothing to write.
@@ -143,7 +146,7 @@ class ModelWrites:
             records.refuse_unloaded(obj, names)
         items: dict[str, Item] = {}
         for obj in objs:
-            prepared = records.prepare(obj)
+            prepared = records.prepare(obj, names)  # a partial write validates just ``names``
             item = self.item(prepared.pk, prepared.payload, prepared.entries)
             if names is not None:
                 item.merge = records.merger(prepared, obj, names)

@@ -20,12 +20,14 @@ of ``docs/errors.md`` (its model ``IceCream``, with ``v1`` and ``v2`` stored, an
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import fakeredis
 import pytest
@@ -290,9 +292,38 @@ def _nan(ns: Namespace) -> None:
     ns["IceCream"](dict(id="v3", sugar=math.nan)).set()
 
 
+@quoted(
+    "InvalidModel: IceCream 'v3': best_before = '1960-06-01T00:00:00.000000-004430' cannot be stored: its UTC offset -00:44:30 has seconds, which schematics writes but cannot read back; nothing was written. Store a naive datetime or one whose UTC offset is whole minutes (e.g. value.astimezone(timezone.utc))."
+)
+def _odd_offset(ns: Namespace) -> None:
+    monrovia = dt.datetime(1960, 6, 1, tzinfo=ZoneInfo("Africa/Monrovia"))  # -00:44:30
+    ns["IceCream"](dict(id="v3", best_before=monrovia)).set()
+
+
+@quoted(
+    r"InvalidModel: IceCream 'v3': flavour = 'mint\udc00' holds a lone surrogate ('\udc00' at position 4), which cannot be stored (Redis gets UTF-8); nothing was written. Store text of whole Unicode characters."
+)
+def _surrogate_value(ns: Namespace) -> None:
+    ns["IceCream"](dict(id="v3", flavour="mint\udc00")).set()
+
+
 @quoted("InvalidPrimaryKey: IceCream: the primary key is empty; give pk, id or __unique_together__ values.")
 def _empty_pk(ns: Namespace) -> None:
     ns["IceCream"].match_for_pk("")
+
+
+@quoted(
+    r"InvalidPrimaryKey: IceCream: the primary key 'v\ud800' holds a lone surrogate ('\ud800' at position 1), which a Redis key cannot hold (keys are UTF-8); use text of whole Unicode characters."
+)
+def _surrogate_pk(ns: Namespace) -> None:
+    ns["IceCream"].match_for_pk("v\ud800")
+
+
+@quoted(
+    r"InvalidFilterValue: IceCream.flavour: 'mint\udc00' holds a lone surrogate ('\udc00' at position 4), which no stored value can hold; filter with text of whole Unicode characters."
+)
+def _surrogate_filter(ns: Namespace) -> None:
+    ns["IceCream"].filter(flavour="mint\udc00")
 
 
 # QueryError and its subclasses
@@ -446,6 +477,15 @@ def _partial(ns: Namespace) -> None:
     obj.set()
 
 
+@quoted(
+    "PartiallyLoaded: IceCream object 'v1' was read with only=[amount_kg, id, pk] and is no longer stored (deleted or expired since), so set(only=['amount_kg']) would store code, flavour, best_before, price, sugar, vegan, tags, email without having loaded them; nothing was written. Write a whole object instead."
+)
+def _partial_gone(ns: Namespace) -> None:
+    obj = ns["IceCream"].match_for_pk("v1", only=["amount_kg"])
+    ns["IceCream"].delete_many(["v1"])
+    obj.set(only=["amount_kg"])
+
+
 # WriteConflict, ConcurrentModification
 
 
@@ -477,7 +517,7 @@ def _update_contended(ns: Namespace) -> None:
 
 
 @quoted(
-    "redis.exceptions.ResponseError: Command # 1 (EVALSHA ... IceCream:v2 IceCream#members...) of pipeline caused error: RSGUARD get IceCream:v2 : the stored data changed since it was read; nothing was written, retry the write"
+    "redis.exceptions.ResponseError: Command # 1 (EVAL ...) of pipeline caused error: RSGUARD get IceCream:v2 : the stored data changed since it was read; nothing was written, retry the write"
 )
 def _changed_in_a_pipeline(ns: Namespace) -> None:
     pipe = ns["client"].pipeline()
@@ -487,7 +527,7 @@ def _changed_in_a_pipeline(ns: Namespace) -> None:
 
 
 @quoted(
-    "redis.exceptions.ResponseError: Command # 1 (EVALSHA ... IceCream:v3 IceCream#unique:code...) of pipeline caused error: RSUNIQUE IceCream#unique:code A already belongs to v4, not v3: nothing was written"
+    "redis.exceptions.ResponseError: Command # 1 (EVAL ...) of pipeline caused error: RSUNIQUE IceCream#unique:code A already belongs to v4, not v3: nothing was written"
 )
 def _taken_in_a_pipeline(ns: Namespace) -> None:
     pipe = ns["client"].pipeline()

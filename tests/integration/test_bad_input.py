@@ -19,11 +19,14 @@ the day the library is fixed (see the report in docs/guarantees.md, "Known issue
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from schematics import types
@@ -66,7 +69,13 @@ def decodes(client: Any) -> bool:
 def model_class(base: type, client: Any, name: str, prefix: str | None = None) -> Any:
     attrs: dict[str, Any] = {
         "__redis_client__": client,
-        "__indexes__": ("flavour", RangeIndex("amount"), RangeIndex("price"), UniqueIndex("code")),
+        "__indexes__": (
+            "flavour",
+            RangeIndex("amount"),
+            RangeIndex("price"),
+            RangeIndex("made"),
+            UniqueIndex("code"),
+        ),
         "id": types.StringType(),
         "name": types.StringType(required=True),
         "flavour": types.StringType(),
@@ -215,6 +224,90 @@ case(
     InvalidModel,
     "Mix",
 )(lambda w: w.mix.update("a", lambda o: 5))
+
+# values schematics would write but not read back, or Redis cannot take: nothing written ------------
+#: -00:44:30 (Liberia until 1972): schematics writes "-004430" and cannot parse it
+MONROVIA = dt.datetime(1960, 6, 1, tzinfo=ZoneInfo("Africa/Monrovia"))
+MICRO_OFFSET = dt.datetime(2020, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5, microseconds=123)))
+case("set: datetime whose UTC offset has seconds", InvalidModel, "made", "-00:44:30", "whole minutes")(
+    lambda w: w.mix(valid(made=MONROVIA)).set()
+)
+case("set: datetime whose UTC offset has microseconds", InvalidModel, "made", "+05:00:00.000123")(
+    lambda w: w.mix(valid(made=MICRO_OFFSET)).set()
+)
+case("set_many: an odd offset among valid objects", InvalidModel, "made", "nothing was written")(
+    lambda w: w.mix.set_many([w.mix(valid("n1", code="N1")), w.mix(valid("n2", made=MONROVIA))])
+)
+case("update: fn sets an odd offset", InvalidModel, "made", "-00:44:30")(
+    lambda w: w.mix.update("a", lambda o: setattr(o, "made", MONROVIA))
+)
+for label, field in [("a plain", "name"), ("an indexed", "flavour"), ("a unique", "code")]:
+    case(f"set: lone surrogate in {label} field", InvalidModel, field, "surrogate", "nothing was written")(
+        lambda w, f=field: w.mix(valid(**{f: "x\ud800"})).set()
+    )
+case("set: lone surrogate in the pk", InvalidPrimaryKey, "surrogate", "'x\\udc00'")(
+    lambda w: w.mix(valid("x\udc00")).set()
+)
+case("set_many: a lone surrogate among valid objects", InvalidModel, "name", "surrogate")(
+    lambda w: w.mix.set_many([w.mix(valid("n1", code="N1")), w.mix(valid("n2", name="\udfff"))])
+)
+case("match_for_pk: lone surrogate", InvalidPrimaryKey, "surrogate")(lambda w: w.mix.match_for_pk("x\ud800"))
+case("match_for_pks: lone surrogate", InvalidPrimaryKey, "surrogate")(
+    lambda w: w.mix.match_for_pks(["a", "x\ud800"])
+)
+case("delete_many: lone surrogate", InvalidPrimaryKey, "surrogate")(lambda w: w.mix.delete_many(["\ud800"]))
+case("match: pk with a lone surrogate", InvalidFilterValue, "id", "surrogate")(
+    lambda w: w.mix.match(id="\ud800")
+)
+for label, kwargs in [
+    ("plain field", {"name": "x\ud800"}),
+    ("indexed field", {"flavour": "x\ud800"}),
+    ("unique field", {"code": "\ud800"}),
+    ("__in", {"flavour__in": ["mint", "\udc80"]}),
+    ("__not", {"flavour__not": "\ud800"}),
+]:
+    case(
+        f"filter: lone surrogate, {label}", InvalidFilterValue, "surrogate", next(iter(kwargs)).split("__")[0]
+    )(lambda w, kw=kwargs: w.mix.filter(**kw))
+    case(f"delete_filter: lone surrogate, {label}", InvalidFilterValue, "surrogate")(
+        lambda w, kw=kwargs: w.mix.delete_filter(**kw)
+    )
+
+
+def decimal_model(w: World) -> Any:
+    """A model with a range-indexed Decimal field (``cost``) and a plain one (``tip``)."""
+    attrs = {"__redis_client__": w.client, "__indexes__": (RangeIndex("cost"),), "id": types.StringType(),
+             "cost": types.DecimalType(), "tip": types.DecimalType()}  # fmt: skip
+    return type(w.base)("MixDec", (w.base,), attrs)
+
+
+for value in ("sNaN", "-sNaN", "NaN", "-NaN"):
+    for name in ("cost", "tip"):
+        case(f"set: Decimal({value!r}) in {name}", InvalidModel, name, "NaN", "nothing was written")(
+            lambda w, n=name, v=value: decimal_model(w)({"id": "d", n: Decimal(v)}).set()
+        )
+case("filter: Decimal('sNaN')", InvalidFilterValue, "cost", "signaling NaN")(
+    lambda w: decimal_model(w).filter(cost=Decimal("sNaN"))
+)
+case(
+    "set_many: inf is a score, NaN in a range-indexed field refuses the batch", InvalidModel, "price", "NaN"
+)(
+    lambda w: w.mix.set_many(
+        [w.mix(valid("n1", code="N1", price=float("inf"))), w.mix(valid(price=float("nan")))]
+    )
+)
+
+
+def _partial_write_of_invalid_value(w: World) -> Any:
+    obj = w.mix.match_for_pk("a", only=["amount"])
+    obj.amount = "not a number"
+    return obj.set(only=["amount"])
+
+
+case("set(only=...): the written field is invalid", InvalidModel, "amount", "nothing was written")(
+    _partial_write_of_invalid_value
+)
+
 
 # primary keys that cannot be stored ---------------------------------------------------------------
 case("match_for_pk(''): empty pk", InvalidPrimaryKey, "empty")(lambda w: w.mix.match_for_pk(""))
@@ -531,3 +624,59 @@ def test_every_case_names_a_library_error() -> None:
     for c in CASES:
         assert c.error is not None, c.name
         assert issubclass(c.error, RedisSchematicsError), c.name
+
+
+# -- awkward values that must be stored and read back equal ----------------------------------------------
+
+UTC = dt.timezone.utc
+PLUS_14 = dt.timezone(dt.timedelta(hours=14))
+MINUS_12 = dt.timezone(dt.timedelta(hours=-12))
+AWKWARD_VALUES: dict[str, tuple[str, Any]] = {
+    "year 1, naive": ("made", dt.datetime(1, 1, 1)),
+    "year 1, UTC": ("made", dt.datetime(1, 1, 1, tzinfo=UTC)),
+    "year 1, -12:00": ("made", dt.datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=MINUS_12)),
+    "year 999, +14:00": ("made", dt.datetime(999, 12, 31, 23, 59, tzinfo=PLUS_14)),
+    "year 9999, naive, last microsecond": ("made", dt.datetime(9999, 12, 31, 23, 59, 59, 999999)),
+    "year 9999, UTC": ("made", dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+    "year 9999, +14:00": ("made", dt.datetime(9999, 12, 31, 23, 59, tzinfo=PLUS_14)),
+    "historic zone, whole minutes (Paris 1950)": (
+        "made",
+        dt.datetime(1950, 7, 1, tzinfo=ZoneInfo("Europe/Paris")),
+    ),
+    "astral characters": ("flavour", "🍦𝄞\U0010ffff"),
+    "NUL": ("flavour", "a\x00b"),
+    "combining mark": ("flavour", "e\u0301"),
+    "unique astral": ("code", "🍦\x00"),
+    "+inf in a range-indexed float": ("price", float("inf")),
+    "-inf in a range-indexed float": ("price", float("-inf")),
+}
+
+
+@pytest.mark.parametrize(("field", "value"), list(AWKWARD_VALUES.values()), ids=list(AWKWARD_VALUES))
+def test_awkward_value_round_trips_and_is_found(field: str, value: Any, world: World, client: Any) -> None:
+    """Stored, read back equal, found by its index (a range query scores it where it
+    belongs among the seed objects), and gone without a trace once deleted."""
+    mix = world.mix
+    before = db_state(world.raw)
+    mix(valid("odd", **{field: value})).set()
+    got = mix.match_for_pk("odd")
+    assert getattr(got, field) == value
+    assert got.to_primitive() == mix(dict(valid("odd", **{field: value}), pk="odd")).to_primitive()
+    assert [o.id for o in mix.filter(**{field: value})] == ["odd"]
+    assert mix.count(**{f"{field}__in": [value]}) == 1
+    if field == "made":  # a RangeIndex: scored where it belongs, between the extremes
+        assert [o.id for o in mix.filter(made__gte=value)] == ["odd"]
+        assert [o.id for o in mix.filter(made__lte=value, made__gte=dt.datetime(1, 1, 1))] == ["odd"]
+        assert mix.filter(made__gt=value) == []
+        assert mix.filter(made__lt=value) == []
+        assert [o.id for o in mix.query(made__lte=dt.datetime(9999, 12, 31, 23, 59, 59, 999999)).all()] == [
+            "odd"
+        ]
+    if field == "price":
+        assert ("odd" in [o.id for o in mix.filter(price__gte=1e308)]) == (value > 0)
+        assert ("odd" in [o.id for o in mix.filter(price__lte=-1e308)]) == (value < 0)
+        ordered = [o.id for o in mix.query().order_by("price").all()]
+        assert ordered.index("odd") == (len(SEED) if value > 0 else 0)
+    assert mix.check_indexes() == []
+    assert mix.delete_filter(id="odd") == 1
+    assert {k: v for k, v in db_state(world.raw).items() if "#once:" not in k} == before

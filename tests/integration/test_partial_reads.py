@@ -18,8 +18,14 @@ from typing import Any
 import pytest
 from schematics import types
 
-from redis_schematics import DistributedHashRedisModel, DistributedRedisModel, NotFound, transaction
-from redis_schematics.exceptions import PartiallyLoaded, UnknownField
+from redis_schematics import (
+    DistributedHashRedisModel,
+    DistributedRedisModel,
+    NotFound,
+    RangeIndex,
+    transaction,
+)
+from redis_schematics.exceptions import InvalidModel, PartiallyLoaded, UnknownField
 from redis_schematics.io import sync_driver
 from tests.dbstate import db_state
 from tests.models import ice_cream
@@ -199,3 +205,71 @@ def test_column_layout_tells_a_stored_object_from_a_missing_one(client: Any) -> 
     assert states[0] is not None
     assert states[1] is None
     assert layout.decode(states[0], ["price", "code"]) == {"price": None, "code": None}
+
+
+def strict_model(layout: type, client: Any) -> Any:
+    """A model with required fields, one of them indexed, and a choice-limited status."""
+    attrs = {
+        "__redis_client__": client,
+        "__prefix__": "Strict",
+        "__indexes__": ("status", RangeIndex("rank")),
+        "id": types.StringType(),
+        "name": types.StringType(required=True),
+        "rank": types.IntType(required=True),
+        "status": types.StringType(choices=["new", "done"]),
+    }
+    model = type(layout)("Strict", (layout,), attrs)
+    model({"id": "1", "name": "first", "rank": 3, "status": "new"}).set()
+    return model
+
+
+def test_partial_write_validates_only_the_fields_it_writes(layout: type, client: Any) -> None:
+    """The way docs/querying.md updates one field: read it alone, write it alone. The
+    required fields it did not load (None on the object) are not validated."""
+    model = strict_model(layout, client)
+    obj = model.match_for_pk("1", only=["status"])
+    assert obj.name is None  # required, not loaded
+    obj.status = "done"
+    obj.set(only=["status"])  # raised InvalidModel: 'This field is required.'
+    assert model.match_for_pk("1").to_primitive() == {
+        "id": "1", "pk": "1", "name": "first", "rank": 3, "status": "done"
+    }  # fmt: skip
+    assert [o.pk for o in model.filter(status="done")] == ["1"]
+    assert [o.pk for o in model.filter(rank__gte=3)] == ["1"]
+    assert model.check_indexes() == []
+
+
+def test_partial_write_still_refuses_an_invalid_written_value(layout: type, client: Any) -> None:
+    model = strict_model(layout, client)
+    obj = model.match_for_pk("1", only=["status", "rank"])
+    before = db_state(client)
+    obj.status = "lost"
+    with pytest.raises(InvalidModel, match=r"status.*Value \(lost\) must be one of") as err:
+        obj.set(only=["status"])
+    assert "name" not in str(err.value)  # not written, not looked at
+    obj.status, obj.rank = "done", None
+    with pytest.raises(InvalidModel, match=r"'rank': \['This field is required.'\]"):
+        obj.set(only=["status", "rank"])  # a required field it writes must hold a value
+    obj.rank = "three"
+    with pytest.raises(InvalidModel, match="rank"):
+        obj.set(only=["rank"])
+    assert db_state(client) == before
+    obj.rank = "4"  # converted, as validate() converts it
+    obj.set(only=["rank"])
+    assert model.match_for_pk("1").rank == 4
+    assert [o.pk for o in model.filter(rank=4)] == ["1"]
+
+
+def test_partial_write_of_an_object_deleted_since_its_read_is_refused(layout: type, client: Any) -> None:
+    """Written whole, it would store the required fields it never loaded as None."""
+    model = strict_model(layout, client)
+    obj = model.match_for_pk("1", only=["status"])
+    model.delete_many(["1"])
+    before = db_state(client)
+    obj.status = "done"
+    with pytest.raises(
+        PartiallyLoaded, match=r"'1' was read with only=\[.*\] and is no longer stored"
+    ) as err:
+        obj.set(only=["status"])
+    assert set(err.value.missing) == {"name", "rank"}
+    assert db_state(client) == before

@@ -541,3 +541,35 @@ def test_compile_test_keeps_the_order_of_conditions() -> None:
         compile_test(conds)(nan)
     with pytest.raises(ArithmeticError):
         compile_test([conds[0], Condition("other", LessThan, None)])(nan)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"name": "x\ud800"},
+        {"name__not": "\udfff"},
+        {"name__in": ["ok", "x\udc00"]},
+        {"id": "\ud800"},
+        {"name__gte": "\ud800"},
+    ],
+)
+def test_lone_surrogate_in_a_filter_value_is_refused(kwargs: dict[str, Any]) -> None:
+    """redis-py cannot send it (no UTF-8 form): our error, naming the field, not its
+    UnicodeEncodeError."""
+    field = next(iter(kwargs)).split("__")[0]
+    with pytest.raises(
+        InvalidFilterValue, match=rf"Shop\.{field}: .*lone surrogate.*whole Unicode characters"
+    ):
+        parse_filters("Shop", FIELDS, kwargs)
+
+
+def test_astral_nul_and_combining_filter_values_are_fine() -> None:
+    (cond,) = parse_filters("Shop", FIELDS, {"name": "🍦\x00e\u0301"})
+    assert cond.value == "🍦\x00e\u0301"
+
+
+def test_signaling_nan_filter_value_is_refused() -> None:
+    with pytest.raises(InvalidFilterValue, match=r"Shop\.cost: .*signaling NaN"):
+        parse_filters("Shop", FIELDS, {"cost__gte": Decimal("sNaN")})
+    (cond,) = parse_filters("Shop", FIELDS, {"cost": Decimal("NaN")})  # matches nothing, no error
+    assert cond.value.is_qnan()

@@ -386,3 +386,42 @@ def test_orjson_loads_nesting_when_called_deep_in_a_stack(stack: int, depth: int
         return "ok"
 
     assert kind(orjson_loads, stack) == kind(json.loads, stack)
+
+
+@pytest.mark.parametrize(
+    ("value", "at"),
+    [("", None), ("plain", None), ("ü🍦\x00e\u0301", None), ("x\ud800", 1), ("\udfffy", 0), ("🍦\udc00", 1)],
+)
+def test_lone_surrogate_says_where(value: str, at: int | None) -> None:
+    assert serializers.lone_surrogate(value) == at
+    if at is None:
+        value.encode("utf-8")  # what redis-py does with it
+    else:
+        with pytest.raises(UnicodeEncodeError):
+            value.encode("utf-8")
+
+
+@given(st.text())
+def test_lone_surrogate_is_none_exactly_when_utf8_can_encode(value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        assert serializers.lone_surrogate(value) is not None
+    else:
+        assert serializers.lone_surrogate(value) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.datetime(1, 1, 1),
+        dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+        dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.timezone(dt.timedelta(hours=14))),
+    ],
+)
+def test_extreme_years_score_in_order(value: dt.datetime) -> None:
+    """Scores of the calendar's ends keep their order around the epoch (inexact there)."""
+    epoch = dt.datetime(1970, 1, 1)
+    assert (score(value) < score(epoch)) == (normalize(value) < normalize(epoch))
+    assert not score_is_exact(value)
