@@ -40,9 +40,13 @@ class SyncDriver:
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        #: the server, for the eviction policy read before the first request (io/policy.py)
-        self.server = policy.server_of(client)
-        self.policy_pending = not policy.known(self.server)
+        #: the eviction policy is read before the first request (io/policy.py)
+        self.policy_pending = True
+
+    @property
+    def server(self) -> Any:
+        """What identifies the client's server (io/policy.py: ``server_of``)."""
+        return policy.server_of(self.client)
 
     def _read_policy(self) -> None:
         """Read the server's eviction policy (one ``INFO memory``, before the first
