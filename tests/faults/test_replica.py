@@ -127,7 +127,7 @@ def prepared(variant: str, primary: redis.Redis, replica: redis.Redis, prefix: s
     return ice_cream(base, replica, expire=LONG, prefix=prefix, **extra)
 
 
-def sync_reads(m: Any) -> list[tuple[str, Callable[[], Any], Any, bool]]:
+def sync_reads(m: Any) -> list[tuple[str, Callable[[], Any], Any, bool | None]]:
     """(name, read, its right result, does it meet an expired object?)"""
     page = m.query(flavour="mint").order_by("-amount_kg").limit(2)
     return [
@@ -137,7 +137,9 @@ def sync_reads(m: Any) -> list[tuple[str, Callable[[], Any], Any, bool]]:
         ("count", lambda: m.count(flavour="mint"), 3, True),
         ("count range", lambda: m.count(amount_kg__lt=100), 3, True),
         ("count all", lambda: m.count(), 3, False),
-        ("order_by limit", lambda: ids(page.all()), ["b2", "b1"], True),
+        # None: it depends on the plan (a page walks the order index and may stop before
+        # it meets an expired object, run_query.lua); the result must be right either way
+        ("order_by limit", lambda: ids(page.all()), ["b2", "b1"], None),
         ("first", lambda: m.query().order_by("amount_kg").first().id, "b0", True),
         ("iterate", lambda: sorted(ids(list(m.query(vegan=True)))), ALIVE, True),
         ("match_for_pks", lambda: ids(m.match_for_pks(["a0", "b0", "a1"])), [None, "b0", None], True),
@@ -148,7 +150,7 @@ def sync_reads(m: Any) -> list[tuple[str, Callable[[], Any], Any, bool]]:
     ]  # fmt: skip
 
 
-def async_reads(m: Any) -> list[tuple[str, Callable[[], Awaitable[Any]], Any, bool]]:
+def async_reads(m: Any) -> list[tuple[str, Callable[[], Awaitable[Any]], Any, bool | None]]:
     async def listed(q: Any) -> list[Any]:
         return sorted([o.id async for o in q])
 
@@ -168,7 +170,7 @@ def async_reads(m: Any) -> list[tuple[str, Callable[[], Awaitable[Any]], Any, bo
         ("afilter range", lambda: idlist(m.afilter(amount_kg__gte=0)), ALIVE, True),
         ("acount", lambda: m.acount(flavour="mint"), 3, True),
         ("acount all", lambda: m.acount(), 3, False),
-        ("order_by limit aall", lambda: idlist(page.aall()), ["b2", "b1"], True),
+        ("order_by limit aall", lambda: idlist(page.aall()), ["b2", "b1"], None),
         ("afirst", lambda: first(m.query().order_by("amount_kg")), "b0", True),
         ("async for", lambda: listed(m.query(vegan=True)), ALIVE, True),
         ("amatch_for_pks", lambda: idlist(m.amatch_for_pks(["a0", "b0", "a1"])), [None, "b0", None], True),
@@ -193,7 +195,8 @@ def test_every_read_works_on_a_replica(
             before = refusals(r)
             assert outcome(read) == right, name
             tried = refusals(r) - before
-            assert tried >= 1 if meets_expired else tried == 0, (name, tried)
+            if meets_expired is not None:
+                assert tried >= 1 if meets_expired else tried == 0, (name, tried)
 
         async def run_async() -> None:
             client = redis.asyncio.Redis(host="127.0.0.1", port=replica.port, socket_timeout=5)
@@ -203,7 +206,8 @@ def test_every_read_works_on_a_replica(
                     before = refusals(r)
                     assert (await aoutcome(read)) == right, name
                     tried = refusals(r) - before
-                    assert tried >= 1 if meets_expired else tried == 0, (name, tried)
+                    if meets_expired is not None:
+                        assert tried >= 1 if meets_expired else tried == 0, (name, tried)
                 monkeypatch.setattr(engine_module, "READ_ONLY_RECHECK", 60.0)
                 before = refusals(r)
                 assert ids(await reader.afilter(flavour="mint")) == ALIVE  # refused: remembered

@@ -7,7 +7,7 @@ every kind of write: a new object, a replace of a stored one (the Distributed la
 script deletes the old hash first, and a script that starts with a delete used to run
 past the limit, since Redis checks memory only at a script's first write), a
 transaction that starts with a delete, ``update()``. Each must raise ``OutOfMemory``,
-leave the database exactly as it was, and memory must stay near the limit. A delete
+leave the database exactly as it was, and memory must stay near the limit (1.1x). A delete
 still works there (it frees memory). Through the sync and the async API.
 """
 
@@ -25,6 +25,7 @@ import redis.asyncio
 
 from redis_schematics import atransaction, transaction
 from redis_schematics.exceptions import EvictionRisk, OutOfMemory
+from redis_schematics.io import policy as read_policies
 from tests.conftest import LAYOUTS
 from tests.dbstate import db_state
 from tests.faults.servers import ThrowawayRedis
@@ -107,6 +108,9 @@ def _fill(api: Api) -> int:
     else:
         pytest.fail(f"{MAX_CHUNKS * CHUNK} objects never reached maxmemory {LIMIT}")
     assert "over 'maxmemory' under maxmemory-policy noeviction; nothing was written" in refused
+    # used_memory moves a little (client buffers, lazy frees): set the limit 5% under it,
+    # so that the server stays over it while the test tries its writes
+    api.model.__redis_client__.config_set("maxmemory", int(_used(api.model.__redis_client__) * 0.95))
     return chunk * CHUNK
 
 
@@ -142,7 +146,9 @@ def test_every_write_is_refused_whole_at_maxmemory(
             with pytest.raises(OutOfMemory):
                 api.transaction([("delete", _obj(model, 3)), ("set", _obj(model, 4, "t" * 600))])
         assert _state(client) == before, f"{layout_name}: a transaction wrote something"
-        assert _used(client) < LIMIT * 1.05
+        # Near the limit: used_memory also counts client buffers (the asyncio client's
+        # among them), so it may pass the limit by a little without a byte of data.
+        assert _used(client) < LIMIT * 1.1
 
         # A delete still runs at the limit: it frees memory.
         assert api.call(_obj(model, 5), "delete") is True
@@ -166,6 +172,7 @@ def test_an_evicting_policy_is_warned_about_once_and_reported_by_check(
     redis_server_binary: str, tmp_path: Path, policy: str, maxmemory: str, warns: bool, api_kind: str
 ) -> None:
     extra = ("--maxmemory", maxmemory, "--maxmemory-policy", policy)
+    read_policies.forget()  # an earlier test's server may have had this port
     with ThrowawayRedis(redis_server_binary, tmp_path, extra=extra) as server:
         client = server.client()
         model = ice_cream(LAYOUTS["simple"], client)

@@ -23,7 +23,7 @@ from tests.property.machine import LAYOUTS, STATS, ExpiringLayoutsAgree, Layouts
 #: in proportion so that the ci run keeps its time budget.
 #: ci was (40, 30) until 2026-12-02, when the machines' real-async runs took most of CI's
 #: 45 minutes on a slower VM; a deep run (HYPOTHESIS_PROFILE=deep) is the thorough one.
-MACHINE_SIZES = {"quick": (6, 15), "dev": (10, 20), "ci": (24, 30), "deep": (400, 60)}
+MACHINE_SIZES = {"quick": (6, 15), "dev": (10, 20), "ci": (16, 30), "deep": (400, 60)}
 
 
 def machine_settings() -> settings:
