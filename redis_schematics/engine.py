@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from redis_schematics.exceptions import ConfigurationError, CorruptPayload, ReadOnlyServer, UniqueViolation
+from redis_schematics.exceptions import CorruptPayload, ReadOnlyServer, UniqueViolation
 from redis_schematics.indexes import Entry
 from redis_schematics.io import (
     AsyncDriver,
@@ -84,22 +84,6 @@ class ReadCleanup:
         self.skip_until = time.monotonic() + READ_ONLY_RECHECK
 
 
-def purge_on_read(model: type) -> bool:
-    """``model.__purge_on_read__`` (default True), checked.
-
-    Raises:
-        ConfigurationError: it is not True or False.
-    """
-    found = getattr(model, "__purge_on_read__", True)
-    if not isinstance(found, bool):
-        msg = (
-            f"{model.__name__}.__purge_on_read__ must be True (reads purge the expired objects "
-            f"they meet) or False (they never write), not {found!r}."
-        )
-        raise ConfigurationError(msg)
-    return found
-
-
 class Engine:
     """Everything redis-schematics does for one model class."""
 
@@ -120,7 +104,7 @@ class Engine:
         )
         self.records = Records(settings, self.layout)
         self.writes = ModelWrites(self, settings, self.layout)
-        self.cleanup = ReadCleanup(purge_on_read(model))
+        self.cleanup = ReadCleanup(settings.purge_on_read)
 
     def object_key(self, pk: str, obj: Any = None) -> str:
         """The key of the object ``pk`` (``obj``: the object, when at hand), for messages

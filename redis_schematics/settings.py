@@ -267,6 +267,22 @@ def _hash_key(name: str, model: type, keys: KeySpace) -> str | None:
     return None if found == keys.base else found
 
 
+def _purge_on_read(model: type) -> bool:
+    """``model.__purge_on_read__`` (default True), checked.
+
+    Raises:
+        ConfigurationError: it is not True or False.
+    """
+    found = getattr(model, "__purge_on_read__", True)
+    if not isinstance(found, bool):
+        msg = (
+            f"{model.__name__}.__purge_on_read__ must be True (reads purge the expired objects "
+            f"they meet) or False (they never write), not {found!r}."
+        )
+        raise ConfigurationError(msg)
+    return found
+
+
 def _key_space(name: str, model: type, prefix: str) -> KeySpace:
     """The key space ``__hash_tag__`` and ``__shards__`` ask for."""
     tag = getattr(model, "__hash_tag__", None)
@@ -351,6 +367,8 @@ class Settings:
     shards: tuple[KeySpace, ...] = ()
     #: the field whose value chooses the shard (``__shard_by__``); None: the pk
     shard_by: str | None = None
+    #: reads purge the expired objects they meet (``__purge_on_read__``; see engine.ReadCleanup)
+    purge_on_read: bool = True
 
     @property
     def expiring(self) -> bool:
@@ -422,6 +440,7 @@ class Settings:
             deserializer=deserializer,
             shards=shards,
             shard_by=shard_by,
+            purge_on_read=_purge_on_read(model),
         )
 
     def of_shard(self, keys: KeySpace) -> Settings:

@@ -52,15 +52,14 @@ class AsyncDriver:
         """Read the server's eviction policy (one ``INFO memory``, before the first
         request of the first driver of a server), warn if it evicts."""
         self.policy_pending = False
-        if policy.known(self.server):
+        server = policy.to_read(self.client)
+        if server is None:
             return
-        reply = None
-        if not policy.is_fake(self.client):
-            try:
-                reply = await self.client.execute_command("INFO", "memory")
-            except Exception:  # refused (managed services) or unknown: taken as not evicting
-                reply = None
-        policy.note(self.server, reply)
+        try:
+            reply = await self.client.execute_command("INFO", "memory")
+        except Exception:  # refused (managed services) or unknown: taken as not evicting
+            reply = None
+        policy.note(server, reply)
 
     async def run(self, flow: Flow[T]) -> T:
         """Run ``flow`` to its result; an I/O error is thrown into it where it asked."""

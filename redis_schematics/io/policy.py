@@ -21,11 +21,17 @@ from redis_schematics.exceptions import EvictionRisk
 _KNOWN: dict[Any, tuple[str, int] | None] = {}
 
 
+def _kwargs(client: Any) -> dict[str, Any] | None:
+    """The connection kwargs of ``client``'s pool, None without a pool (a cluster client)."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    return kwargs if isinstance(kwargs, dict) else None
+
+
 def server_of(client: Any) -> Any:
     """What identifies ``client``'s server for the cache (its address; the client
     itself for a cluster client or anything without a connection pool)."""
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
-    if not isinstance(kwargs, dict):
+    kwargs = _kwargs(client)
+    if kwargs is None:
         return id(client)
     fake = kwargs.get("server")  # fakeredis: one in-process server per object
     return (
@@ -36,10 +42,18 @@ def server_of(client: Any) -> Any:
     )
 
 
-def is_fake(client: Any) -> bool:
-    """Is ``client`` a fakeredis client (an in-process server: no INFO, never evicts)?"""
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
-    return isinstance(kwargs, dict) and kwargs.get("server") is not None
+def to_read(client: Any) -> Any:
+    """The server whose policy a driver of ``client`` must read now (with one
+    ``INFO memory``, then :func:`note`), or None: already known, or a fakeredis client
+    (an in-process server: no INFO, never evicts), recorded as not evicting. No I/O."""
+    server = server_of(client)
+    if server in _KNOWN:
+        return None
+    kwargs = _kwargs(client)
+    if kwargs is not None and kwargs.get("server") is not None:
+        _KNOWN[server] = None
+        return None
+    return server
 
 
 def known(server: Any) -> bool:

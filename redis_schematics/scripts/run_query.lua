@@ -94,6 +94,16 @@ local function step_holds(step, pk)
   return any ~= step.neg
 end
 
+-- Is pk alive (always, on a model that never expires)? The second value is 1 when it is
+-- listed but past its deadline (counted, so that the caller purges), else 0.
+local function alive(pk)
+  if not expiring then return true, 0 end
+  local deadline = redis.call('ZSCORE', members, pk)
+  if deadline == false then return false, 0 end
+  if tonumber(deadline) <= now then return false, 1 end
+  return true, 0
+end
+
 -- Choose the generator: the positive step with no negated atom and the fewest pks.
 local best, best_size = nil, nil
 for s, step in ipairs(steps) do
@@ -148,14 +158,8 @@ local function walk(spec, need, budget)
       local pk, sc = part[j], tonumber(part[j + 1])
       if #rows >= need and sc ~= last_score then return rows, row_score, expired end
       probes = probes + 1
-      local keep = true
-      if expiring then
-        local deadline = redis.call('ZSCORE', members, pk)
-        if deadline == false or tonumber(deadline) <= now then
-          keep = false
-          if deadline ~= false then expired = expired + 1 end
-        end
-      end
+      local keep, gone = alive(pk)
+      expired = expired + gone
       if keep then
         for _, step in ipairs(steps) do
           if not step_holds(step, pk) then keep = false; break end
@@ -218,14 +222,8 @@ end
 
 local result, expired_seen = {}, 0
 for _, pk in ipairs(candidates) do
-  local keep = true
-  if expiring then
-    local deadline = redis.call('ZSCORE', members, pk)
-    if deadline == false or tonumber(deadline) <= now then
-      keep = false
-      if deadline ~= false then expired_seen = expired_seen + 1 end
-    end
-  end
+  local keep, gone = alive(pk)
+  expired_seen = expired_seen + gone
   if keep then
     for s, step in ipairs(steps) do
       if s ~= best and not step_holds(step, pk) then keep = false; break end

@@ -49,13 +49,12 @@ def queue(pipeline: Any, items: Sequence[Item]) -> Flow[None]:
     yield from read_state(items)
     batch = build(items)
     if batch.n_ops:
-        once = token_key(items) if any(i.payload is None for i in items) else None
-        yield Queue(pipeline, RunScript("apply_write", batch.keys, batch.argv(True, once)))
+        yield Queue(pipeline, RunScript("apply_write", batch.keys, batch.argv(True, token_key(items))))
 
 
-def token_key(items: Sequence[Item]) -> str:
+def token_key(items: Sequence[Item]) -> str | None:
     """A new idempotency token key for one write of ``items`` (under the first item's
-    model, so in the slot of the write's keys).
+    model, so in the slot of the write's keys), or None when the write needs none.
 
     A write that deletes carries one: a resend of an applied call (redis-py retrying
     after a lost reply) returns "applied" and writes nothing again, so the caller's
@@ -63,6 +62,8 @@ def token_key(items: Sequence[Item]) -> str:
     (a write that only stores needs none: its resend finds its own payload and stores
     it again). Costs one key (``Prefix#once:<16 hex>``) for 10 s per such call.
     """
+    if not any(i.payload is None for i in items):
+        return None
     return items[0].owner.keys.once(secrets.token_hex(8))
 
 
@@ -115,8 +116,8 @@ def commit(items: Sequence[Item], attempts: int = MAX_ATTEMPTS, once: str | None
         batch = build(items)
         if not batch.n_ops:
             return
-        if once is None and any(i.payload is None for i in items):
-            once = token_key(items)  # kept for every later attempt
+        if once is None:
+            once = token_key(items)  # kept for every later attempt (None: not needed)
         reply = yield RunScript("apply_write", batch.keys, batch.argv(False, once))
         if reply == 1:
             return
