@@ -22,11 +22,11 @@ from typing import Any
 from redis_schematics.engine import Engine
 from redis_schematics.hydration import snapshot
 from redis_schematics.indexes import Atom, kind_of_atom
-from redis_schematics.io import Emit, Flow, RunScript, collect, gather
+from redis_schematics.io import Emit, Evicting, Flow, RunScript, collect, gather
 from redis_schematics.lookups import Condition, compile_test
 from redis_schematics.planner import Plan, plan
 from redis_schematics.records import Projection
-from redis_schematics.serializers import normalize
+from redis_schematics.serializers import normalize, score_is_exact
 from redis_schematics.util import text
 from redis_schematics.write import CHUNK
 
@@ -82,7 +82,22 @@ class QuerySpec:
         return bool(self.order or self.offset_ or self.limit_ is not None)
 
 
-def script_args(q: QuerySpec, p: Plan, mode: str, offset: int, limit: int) -> tuple[list[str], list[Any]]:
+#: the work one ``run_query.lua`` call does at most, in pks read plus probes made (2,000
+#: candidates probed against one more condition): a few ms of server time, so no query
+#: holds Redis long whatever the data size
+BUDGET = 4000
+
+
+def script_args(
+    q: QuerySpec,
+    p: Plan,
+    mode: str,
+    cursor: str = "",
+    order_keys: tuple[str, ...] = (),
+    need: int = 0,
+    last: str = "",
+    spent: int = 0,
+) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of ``run_query.lua`` for plan ``p`` (see the script's header)."""
     keys = [q.engine.keys.members()]
     positions: dict[str, int] = {}
@@ -93,10 +108,11 @@ def script_args(q: QuerySpec, p: Plan, mode: str, offset: int, limit: int) -> tu
             positions[key] = len(keys)
         return positions[key]
 
-    args: list[Any] = ["1" if q.engine.expiring else "0", mode, offset, limit, len(p.order_keys)]
-    # order_keys is empty when some order field has no RangeIndex: Python sorts then
-    for key, (_field, desc) in zip(p.order_keys, p.order if p.order_keys else (), strict=True):
-        args += [pos(key), "1" if desc else "0"]
+    expiring = "1" if q.engine.expiring else "0"
+    args: list[Any] = [expiring, mode, BUDGET, cursor, need, last, spent, len(order_keys)]
+    by_key = dict(zip(p.order_keys, (desc for _f, desc in p.order), strict=False))
+    for key in order_keys:
+        args += [pos(key), "1" if by_key[key] else "0"]
     args.append(len(p.steps))
     for step in p.steps:
         args += ["1" if step.negated else "0", len(step.atoms)]
@@ -106,18 +122,144 @@ def script_args(q: QuerySpec, p: Plan, mode: str, offset: int, limit: int) -> tu
     return keys, args
 
 
-def _run(q: QuerySpec, p: Plan, mode: str, offset: int, limit: int) -> Flow[list[Any]]:
-    keys, args = script_args(q, p, mode, offset, limit)
-    reply = list((yield RunScript("run_query", keys, args)))
-    expired = int(reply[1] if mode == "count" else reply[0])
+def _pieces(q: QuerySpec, p: Plan, mode: str, order_keys: tuple[str, ...] = ()) -> Flow[list[list[Any]]]:
+    """Every reply of ``run_query.lua`` in ``mode``, one bounded call per piece until
+    the cursor comes back empty; expired objects met are purged once at the end."""
+    replies: list[list[Any]] = []
+    cursor, expired = "", 0
+    while True:
+        keys, args = script_args(q, p, mode, cursor, order_keys)
+        reply = list((yield RunScript("run_query", keys, args)))
+        replies.append(reply)
+        expired += int(reply[0])
+        cursor = text(reply[1])
+        if not cursor:
+            break
     if expired:  # not returned nor counted; purged unless reads never write (see ReadCleanup)
         yield from q.engine.purge_after_read()
-    return reply
+    return replies
+
+
+def matching_pks(q: QuerySpec, p: Plan) -> Flow[list[str]]:
+    """The pks the indexed steps of ``p`` select, in bounded script calls (one for at
+    most ``BUDGET`` candidates). Complexity: O(C * K) server work for C candidates and K
+    steps, ceil(C / BUDGET) round trips."""
+    replies = yield from _pieces(q, p, "pks")
+    return list(dict.fromkeys(text(pk) for reply in replies for pk in reply[3:]))
+
+
+def _server_count(q: QuerySpec, p: Plan) -> Flow[int]:
+    replies = yield from _pieces(q, p, "count")
+    exact = int(replies[0][3])
+    if exact >= 0:
+        return exact
+    return len({text(pk) for reply in replies for pk in reply[4:]})
+
+
+Scored = tuple[str, tuple[float | None, ...]]
+
+
+def _score(raw: Any) -> float | None:
+    value = text(raw)
+    return float(value) if value else None
+
+
+def _scored(q: QuerySpec, p: Plan) -> Flow[list[Scored]]:
+    """Every matching pk with its score under each order key (None: not in it)."""
+    replies = yield from _pieces(q, p, "scores", p.order_keys)
+    found: dict[str, tuple[float | None, ...]] = {}
+    for reply in replies:
+        width = int(reply[3]) + 1
+        items = reply[4:]
+        for at in range(0, len(items), width):
+            found[text(items[at])] = tuple(_score(v) for v in items[at + 1 : at + width])
+    return list(found.items())
+
+
+def _walked(q: QuerySpec, p: Plan, need: int) -> Flow[list[Scored] | None]:
+    """The first ``need`` matching rows in the order of the one order key (and the
+    rest of the last group of equal scores), walking that index in bounded calls; None
+    when the walk cannot give the page or would probe more pks than there are
+    candidates (then scoring the candidates is cheaper: the script does it in the same
+    call when they are few, status "scored", and the rows are every match)."""
+    key = p.order_keys[0]
+    desc = p.order[0][1]
+    found: dict[str, tuple[float | None, ...]] = {}
+    cursor, last, probes, expired = "", "", 0, 0
+    status = "more"
+    while status == "more":
+        keys, args = script_args(q, p, "walk", cursor, (key,), need - len(found), last, probes)
+        reply = list((yield RunScript("run_query", keys, args)))
+        expired += int(reply[0])
+        cursor, status = text(reply[1]), text(reply[3])
+        probes += int(reply[4])
+        for at in range(5, len(reply), 2):
+            last = text(reply[at + 1])
+            found.setdefault(text(reply[at]), (_score(last),))
+    if expired:
+        yield from q.engine.purge_after_read()
+    if status in ("full", "scored") or (status == "end" and (len(found) >= need or not desc)):
+        return list(found.items())
+    return None  # "no", "costly", or a descending walk that ran out (None rows come last)
+
+
+def _sort_key(order: tuple[tuple[str, bool], ...]) -> Callable[[Scored], tuple[Any, ...]]:
+    """Sort key of scored rows: each order key's score (None first ascending, last
+    descending), then the pk (the order :func:`sort_rows` gives loaded rows)."""
+    descending = [desc for _name, desc in order]
+
+    def key(row: Scored) -> tuple[Any, ...]:
+        parts: list[Any] = []
+        for score, desc in zip(row[1], descending, strict=True):
+            if desc:
+                parts.append((0, -score) if score is not None else (1, 0.0))
+            else:
+                parts.append((1, score) if score is not None else (0, 0.0))
+        parts.append(row[0])
+        return tuple(parts)
+
+    return key
+
+
+def _exact_order(rows: list[Row], order: tuple[tuple[str, bool], ...]) -> bool:
+    """Do the scores of these rows order them exactly (no two values share a score)?"""
+    return all(
+        (value := getattr(obj, name, None)) is None or score_is_exact(value)
+        for _pk, _payload, obj in rows
+        for name, _desc in order
+    )
+
+
+def _page(q: QuerySpec, p: Plan) -> Flow[tuple[list[Row], int]]:
+    """The rows of an ordered page the server can sort (and how many rows come before
+    the first one): the matching pks with their scores (the walk, or every candidate
+    scored), sorted here, and only the page loaded. When a loaded value is one a double
+    cannot hold (so its score may be shared by other values) the page widens to whole
+    groups of equal scores, re-sorted on exact values by the caller."""
+    stop = None if q.limit_ is None else q.offset_ + q.limit_
+    scored = None
+    if stop is not None and len(p.order_keys) == 1:
+        scored = yield from _walked(q, p, stop)
+    if scored is None:
+        scored = yield from _scored(q, p)
+    key = _sort_key(q.order)
+    scored.sort(key=key)
+    first, last = q.offset_, len(scored) if stop is None else min(stop, len(scored))
+    projection = q.projection()
+    loaded = yield from q.engine.load([pk for pk, _s in scored[first:last]], projection)
+    if first < last and not _exact_order(loaded, q.order):
+        while first > 0 and scored[first - 1][1] == scored[first][1]:
+            first -= 1
+        while last < len(scored) and scored[last][1] == scored[last - 1][1]:
+            last += 1
+        loaded = yield from q.engine.load([pk for pk, _s in scored[first:last]], projection)
+    return loaded, first
 
 
 def _single_atom(q: QuerySpec, p: Plan) -> Atom | None:
     """The one positive index atom of a plan with a single indexed condition on a model
-    that never expires: one command answers it, as the script would. None otherwise."""
+    that never expires: one command counts it (SCARD / ZCOUNT / HEXISTS), and a cursor
+    read may list it. None otherwise."""
     if q.engine.expiring or len(p.steps) != 1:
         return None
     (step,) = p.steps
@@ -126,22 +268,15 @@ def _single_atom(q: QuerySpec, p: Plan) -> Atom | None:
     return step.atoms[0]
 
 
-def candidate_pks(q: QuerySpec, p: Plan) -> Flow[tuple[list[str], int]]:
-    """Candidate pks from the indexes (or every member), and how many were skipped."""
-    if p.pageable and (q.offset_ or q.limit_ is not None):
-        # sorted and cut on the server (also with no condition at all)
-        limit = -1 if q.limit_ is None else q.limit_
-        reply = yield from _run(q, p, "pks", q.offset_, limit)
-    elif p.scan:
-        return (yield from q.engine.members()), 0
-    elif (atom := _single_atom(q, p)) is not None:
-        # SMEMBERS / ZRANGE BYSCORE / HGET, without the script copying every pk twice
-        kind = kind_of_atom(atom.kind)
-        found = kind.members_of((yield kind.members_command(atom)))
-        return [text(pk) for pk in found], 0
-    else:
-        reply = yield from _run(q, p, "pks", 0, -1)
-    return [text(pk) for pk in reply[2:]], int(reply[1])
+def candidate_pks(q: QuerySpec, p: Plan) -> Flow[list[str]]:
+    """Candidate pks from the indexes, or every member when no index helps."""
+    if p.scan:
+        return (yield from q.engine.members())
+    atom = _single_atom(q, p)
+    scan = None if atom is None else kind_of_atom(atom.kind).members_scan(atom, BUDGET)
+    if scan is not None:  # nothing to probe: a cursor read, without the script copying pks
+        return list(dict.fromkeys(text(pk) for pk in (yield from scan.items())))
+    return (yield from matching_pks(q, p))
 
 
 def sort_rows(rows: list[Row], order: tuple[tuple[str, bool], ...]) -> None:
@@ -171,8 +306,10 @@ def rows(q: QuerySpec) -> Flow[list[Row]]:
     if q.engine.shards:
         return (yield from _merged_rows(q))
     p = q.explain()
-    pks, skipped = yield from candidate_pks(q, p)
-    loaded = yield from q.engine.load(pks, q.projection())
+    if p.pageable:
+        loaded, skipped = yield from _page(q, p)
+    else:
+        loaded, skipped = (yield from q.engine.load((yield from candidate_pks(q, p)), q.projection())), 0
     found = [r for r in loaded if q.matches(r[2])]
     sort_rows(found, q.order)
     start = q.offset_ - skipped
@@ -216,7 +353,7 @@ def stream(q: QuerySpec) -> Flow[None]:
     if p.scan:
         yield from engine.each_member_batch(emit)
         return
-    pks, _ = yield from candidate_pks(q, p)
+    pks = yield from candidate_pks(q, p)
     for start in range(0, len(pks), CHUNK):
         yield from emit(pks[start : start + CHUNK])
 
@@ -226,21 +363,24 @@ def count(q: QuerySpec) -> Flow[int]:
 
     Complexity: without conditions O(1) (SCARD); one indexed value or range on a model
     that never expires: one SCARD / ZCOUNT / HEXISTS; other exact indexed conditions:
-    one script call and no object loaded; otherwise the candidates are loaded.
+    ceil(C / BUDGET) script calls for C candidates and no object loaded; otherwise the
+    candidates are loaded. On a server whose ``maxmemory-policy`` can evict our keys,
+    index cardinalities may count evicted objects, so every count loads the candidates
+    (as ``filter`` does, without building objects) and counts the stored ones.
     """
     if q.paged:
         return len((yield from rows(q)))
-    if not q.conditions:
-        return (yield from q.engine.count_all())
     if q.engine.shards:
         return sum((yield from gather([count(part) for part in q.per_shard()])))
-    p = q.explain()
-    if not p.countable:
+    p = q.explain()  # before any I/O: a strict model refuses a scan here
+    if not p.countable or (yield Evicting()):
         return len((yield from collect(stream(q))))
+    if not q.conditions:
+        return (yield from q.engine.count_all())
     atom = _single_atom(q, p)
     if atom is not None:
         return int((yield kind_of_atom(atom.kind).count_command(atom)))
-    return int((yield from _run(q, p, "count", 0, -1))[0])
+    return (yield from _server_count(q, p))
 
 
 def delete(q: QuerySpec) -> Flow[int]:

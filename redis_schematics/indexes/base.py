@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from redis_schematics.io import Command, Flow
+from redis_schematics.io import Command, Flow, Scan
 from redis_schematics.ops import Guard, Op
 
 if TYPE_CHECKING:
@@ -203,14 +203,10 @@ class BaseIndex:
         raise NotImplementedError
 
     @classmethod
-    def members_command(cls, atom: Atom) -> Command:
-        """One command whose reply (see :meth:`members_of`) lists the pks ``atom`` selects."""
-        raise NotImplementedError
-
-    @classmethod
-    def members_of(cls, reply: Any) -> list[Any]:
-        """The pks in the reply of :meth:`members_command`."""
-        return list(reply)
+    def members_scan(cls, atom: Atom, count: int) -> Scan | None:
+        """A cursor read (pages of about ``count``, each a short command) listing the pks
+        ``atom`` selects, when one exists; None: the query script lists them."""
+        return None
 
 
 __all__ = ["Atom", "BaseIndex", "Entry", "Step", "kind_of_atom", "kind_of_entry"]

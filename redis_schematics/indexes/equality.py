@@ -77,5 +77,5 @@ class EqualityIndex(BaseIndex):
         return Command(("SCARD", atom.key))
 
     @classmethod
-    def members_command(cls, atom: Atom) -> Command:
-        return Command(("SMEMBERS", atom.key))
+    def members_scan(cls, atom: Atom, count: int) -> Scan | None:
+        return Scan("SSCAN", atom.key, count=count)

@@ -136,10 +136,6 @@ class RangeIndex(BaseIndex):
     def count_command(cls, atom: Atom) -> Command:
         return Command(("ZCOUNT", atom.key, atom.lo, atom.hi))
 
-    @classmethod
-    def members_command(cls, atom: Atom) -> Command:
-        return Command(("ZRANGE", atom.key, atom.lo, atom.hi, "BYSCORE"))
-
 
 def _bound(bound: str) -> tuple[float, bool]:
     """A ZRANGE bound as (value, exclusive)."""

@@ -16,6 +16,7 @@ from redis_schematics.io.drivers import (
 from redis_schematics.io.requests import (
     Command,
     Emit,
+    Evicting,
     Flow,
     Pipeline,
     Queue,
@@ -34,6 +35,7 @@ __all__ = [
     "Command",
     "Driver",
     "Emit",
+    "Evicting",
     "Flow",
     "Pipeline",
     "Queue",

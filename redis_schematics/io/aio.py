@@ -21,7 +21,17 @@ from redis_schematics.io.base import (
     refusal,
     scripts_of,
 )
-from redis_schematics.io.requests import Command, Emit, Flow, Pipeline, Queue, Request, RunScript, Sleep
+from redis_schematics.io.requests import (
+    Command,
+    Emit,
+    Evicting,
+    Flow,
+    Pipeline,
+    Queue,
+    Request,
+    RunScript,
+    Sleep,
+)
 from redis_schematics.io.scripts import script
 
 T = TypeVar("T")
@@ -116,6 +126,8 @@ class AsyncDriver:
             # also for 0 seconds: a long load lets other tasks run between its batches
             await asyncio.sleep(request.seconds)
             return None
+        if isinstance(request, Evicting):
+            return policy.risk(self.server) is not None
         if isinstance(request, Queue):
             queued = queue_eval(request)
             return await queued if inspect.isawaitable(queued) else queued

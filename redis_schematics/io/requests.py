@@ -18,6 +18,7 @@ The requests:
   order. Only for reads: a driver may send it again (after loading a script).
 * :class:`Queue`: queue a script call on a *user's* redis-py pipeline (no I/O now);
 * :class:`Sleep`: wait (the write retries' backoff), ``asyncio.sleep`` in async code;
+* :class:`Evicting`: may the driver's server evict our keys (``io/policy.py``)? No I/O;
 * :class:`Emit`: hand items to the caller of a streaming flow (``for obj in query``).
 """
 
@@ -73,13 +74,19 @@ class Sleep:
 
 
 @dataclass(frozen=True, slots=True)
+class Evicting:
+    """Ask whether the driver's server may evict our keys (its ``maxmemory-policy``,
+    read before the driver's first request: ``io/policy.py``); the reply is a bool."""
+
+
+@dataclass(frozen=True, slots=True)
 class Emit:
     """Give ``items`` to whoever iterates a streaming flow; the reply is None."""
 
     items: Sequence[Any]
 
 
-Request = Command | RunScript | Pipeline | Queue | Sleep | Emit
+Request = Command | RunScript | Pipeline | Queue | Sleep | Evicting | Emit
 #: A flow: yields requests, receives their replies, returns a T.
 Flow = Generator[Request, Any, T]
 

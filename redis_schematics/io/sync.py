@@ -19,7 +19,17 @@ from redis_schematics.io.base import (
     refusal,
     scripts_of,
 )
-from redis_schematics.io.requests import Command, Emit, Flow, Pipeline, Queue, Request, RunScript, Sleep
+from redis_schematics.io.requests import (
+    Command,
+    Emit,
+    Evicting,
+    Flow,
+    Pipeline,
+    Queue,
+    Request,
+    RunScript,
+    Sleep,
+)
 from redis_schematics.io.scripts import script
 
 T = TypeVar("T")
@@ -115,6 +125,8 @@ class SyncDriver:
             if request.seconds > 0:
                 time.sleep(request.seconds)
             return None
+        if isinstance(request, Evicting):
+            return policy.risk(self.server) is not None
         if isinstance(request, Queue):
             return queue_eval(request)
         raise not_a_request(request)

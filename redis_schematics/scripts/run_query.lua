@@ -1,4 +1,4 @@
--- run_query.lua: answer the indexed part of a query on the server, in one round trip.
+-- run_query.lua: answer the indexed part of a query on the server, a bounded piece per call.
 --
 -- A query is a list of steps (one per indexed condition). A step is a disjunction of
 -- atoms, optionally negated as a whole; an atom asks one index about one pk:
@@ -8,31 +8,55 @@
 -- and may itself be negated (Z -inf +inf negated = "field is None" on a RangeIndex).
 --
 -- The most selective positive step (estimated with SCARD / ZCOUNT) generates the
--- candidates; every other step is probed per candidate (SISMEMBER / ZSCORE), so the
--- cost is O(C * K) for C candidates and K steps, whatever the model's size. With no
--- positive step the candidates are the members set. No temporary key is written. An
--- ordered page on one order key walks the order index instead while that is cheaper
--- (see walk below).
+-- candidates; every other step is probed per candidate (SISMEMBER / ZSCORE), so the cost
+-- is O(C * K) for C candidates and K steps, whatever the model's size. With no positive
+-- step the candidates are the members set. No key is written.
+--
+-- No call runs long whatever the data size: each call does at most `budget` units of
+-- work, a unit being one pk read or one probe (a candidate of an expiring model probed
+-- against two more steps costs 1 + 1 + 2), and returns a cursor the caller sends back for the
+-- next piece ("" = start; a reply cursor "" = finished). A cursor names where the walk
+-- stands: for a SET an SSCAN cursor, for a ZSET the last pk visited and its score (the
+-- next call resumes after that pk, or at that score when it has moved). So an object
+-- present throughout is visited at least once, and the caller drops repeats by pk.
 --
 -- KEYS[1]: the model's members key (SET; ZSET pk -> deadline ms for expiring models)
 -- KEYS[2..]: index keys, referred to by position
--- ARGV: expiring ("1"/"0"), mode ("count" | "pks"), offset, limit (-1 = all),
+-- ARGV: expiring ("1"/"0"), mode, budget, cursor, need, last, spent,
 --       n_order, then n_order pairs (key position, "1" if descending),
 --       n_steps, then per step: negated ("1"/"0"), n_atoms, then per atom:
 --       kind, negated, key position, lo, hi
--- Returns for "count": {count, expired_seen}
---         for "pks":   {expired_seen, skipped, pk...}: the page ordered by the order keys'
---         scores (missing score first), widened to whole groups of equal scores so the
---         caller can re-sort exactly; skipped = rows before the first pk returned.
+-- Modes and replies (expired = listed pks found past their deadline, for the caller to
+-- purge; estimate = the generator's size):
+--   "count":  {expired, cursor, estimate, n, pk...}: n = the exact count when the call
+--             finished from the start (no pk listed), else -1 and the matching pks seen.
+--   "pks":    {expired, cursor, estimate, pk...}: the matching pks of this piece.
+--   "scores": {expired, cursor, estimate, n_order, (pk, score...)...}: each matching pk
+--             with its score under every order key ("" for none).
+--   "walk":   an ordered page on one order key (ARGV's first): walk that index in order,
+--             probing each pk against every step, until `need` matching rows are found
+--             and the group of equal scores at the end is complete (`last` = the score
+--             of the caller's last row so far, "" for none; `spent` = probes so far).
+--             {expired, cursor, estimate, status, probes, (pk, score)...}: status
+--             "more" (call again), "full" (page complete), "end" (index exhausted),
+--             "no" (some member has no score and the walk is ascending: None sorts first,
+--             so the index cannot give the page), "costly" (the walk has probed as many
+--             pks as there are candidates: score the candidates instead) or "scored"
+--             (that, done in this call: the pairs are every matching candidate, "" for
+--             no score).
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local members = KEYS[1]
 local expiring = ARGV[1] == '1'
 local mode = ARGV[2]
-local offset, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local budget = tonumber(ARGV[3])
+local cursor = ARGV[4]
+local need = tonumber(ARGV[5])
+local last = ARGV[6]
+local spent = tonumber(ARGV[7])
 
-local i = 5
+local i = 8
 local order = {}
 for o = 1, tonumber(ARGV[i]) do
   order[o] = {key = KEYS[tonumber(ARGV[i + 1])], desc = ARGV[i + 2] == '1'}
@@ -67,6 +91,11 @@ for s = 1, n_steps do
   steps[s] = step
 end
 
+local function in_range(atom, sc)
+  return (sc > atom.lo_v or (sc == atom.lo_v and not atom.lo_x))
+    and (sc < atom.hi_v or (sc == atom.hi_v and not atom.hi_x))
+end
+
 local function atom_holds(atom, pk)
   local hit
   if atom.kind == 'S' then
@@ -75,13 +104,7 @@ local function atom_holds(atom, pk)
     hit = redis.call('HGET', atom.key, atom.lo) == pk
   else
     local sc = redis.call('ZSCORE', atom.key, pk)
-    if sc == false then
-      hit = false
-    else
-      sc = tonumber(sc)
-      hit = (sc > atom.lo_v or (sc == atom.lo_v and not atom.lo_x))
-        and (sc < atom.hi_v or (sc == atom.hi_v and not atom.hi_x))
-    end
+    hit = sc ~= false and in_range(atom, tonumber(sc))
   end
   return hit ~= atom.neg
 end
@@ -104,8 +127,16 @@ local function alive(pk)
   return true, 0
 end
 
--- Choose the generator: the positive step with no negated atom and the fewest pks.
-local best, best_size = nil, nil
+-- Does pk pass every step but `skip` (the generator's, which it passed already)?
+local function passes(pk, skip)
+  for s, step in ipairs(steps) do
+    if s ~= skip and not step_holds(step, pk) then return false end
+  end
+  return true
+end
+
+-- The generator: the positive step with no negated atom and the fewest pks.
+local best, estimate = nil, nil
 for s, step in ipairs(steps) do
   local usable = not step.neg
   for _, atom in ipairs(step.atoms) do if atom.neg then usable = false end end
@@ -120,165 +151,192 @@ for s, step in ipairs(steps) do
         size = size + redis.call('ZCOUNT', atom.key, atom.lo, atom.hi)
       end
     end
-    if best == nil or size < best_size then best, best_size = s, size end
+    if best == nil or size < estimate then best, estimate = s, size end
   end
+end
+local sources
+if best == nil then
+  sources = {expiring and {kind = 'Z', key = members, lo = '-inf', hi = '+inf'}
+                      or {kind = 'S', key = members}}
+  estimate = expiring and redis.call('ZCARD', members) or redis.call('SCARD', members)
+else
+  sources = steps[best].atoms
+end
+for _, src in ipairs(sources) do
+  if src.kind == 'Z' and src.lo_v == nil then
+    src.lo_v, src.lo_x = parse_bound(src.lo)
+    src.hi_v, src.hi_x = parse_bound(src.hi)
+  end
+end
+
+-- The rank after ZSET position (score sc, member pk): after pk when it still has that
+-- score, else the first rank at score sc (a few pks may come again; callers drop repeats).
+local function rank_after(key, sc, pk, desc)
+  local now_sc = redis.call('ZSCORE', key, pk)
+  if now_sc ~= false and tonumber(now_sc) == tonumber(sc) then
+    return (desc and redis.call('ZREVRANK', key, pk) or redis.call('ZRANK', key, pk)) + 1
+  end
+  if desc then return redis.call('ZCOUNT', key, '(' .. sc, '+inf') end
+  return redis.call('ZCOUNT', key, '-inf', '(' .. sc)
+end
+
+-- The first rank of a ZSET range starting at bound lo.
+local function first_rank(key, lo)
+  if lo == '-inf' then return 0 end
+  if string.sub(lo, 1, 1) == '(' then return redis.call('ZCOUNT', key, '-inf', string.sub(lo, 2)) end
+  return redis.call('ZCOUNT', key, '-inf', '(' .. lo)
+end
+
+-- The pks one call may visit: `budget` units over each pk's read and probes.
+local per_pk = 1 + (expiring and 1 or 0) + math.max(0, #steps - (best and 1 or 0))
+  + (mode == 'scores' and #order or 0)
+local visits = math.max(1, math.floor(budget / per_pk))
+local walk_visits = math.max(1, math.floor(budget / (1 + (expiring and 1 or 0) + #steps)))
+
+-- Visit up to `visits` generator pks from `cursor`, calling visit(pk) on each new one;
+-- returns the cursor to send back ("" when every source is done).
+local function each_candidate(visit)
+  local s, inner = 1, nil
+  if cursor ~= '' then
+    local p = string.find(cursor, '|', 1, true)
+    s, inner = tonumber(string.sub(cursor, 1, p - 1)), string.sub(cursor, p + 1)
+    if inner == '' then inner = nil end
+  end
+  local seen, visited = {}, 0
+  while s <= #sources do
+    local src = sources[s]
+    local finished, resume = false, nil
+    if src.kind == 'U' then
+      local owner = redis.call('HGET', src.key, src.lo)
+      if owner and not seen[owner] then seen[owner] = true; visit(owner) end
+      visited, finished = visited + 1, true
+    elseif src.kind == 'S' then
+      local reply = redis.call('SSCAN', src.key, inner or '0', 'COUNT', visits - visited)
+      for _, pk in ipairs(reply[2]) do
+        if not seen[pk] then seen[pk] = true; visit(pk) end
+      end
+      visited = visited + #reply[2]
+      finished, resume = reply[1] == '0', reply[1]
+    else
+      local rank
+      if inner == nil then
+        rank = first_rank(src.key, src.lo)
+      else
+        local p = string.find(inner, '|', 1, true)
+        rank = rank_after(src.key, string.sub(inner, 1, p - 1), string.sub(inner, p + 1), false)
+      end
+      local want = math.max(1, visits - visited)
+      local part = redis.call('ZRANGE', src.key, rank, rank + want - 1, 'WITHSCORES')
+      finished = #part < 2 * want
+      for j = 1, #part, 2 do
+        local pk, sc = part[j], part[j + 1]
+        if not in_range(src, tonumber(sc)) then finished = true; break end
+        if not seen[pk] then seen[pk] = true; visit(pk) end
+        visited = visited + 1
+        resume = sc .. '|' .. pk
+      end
+    end
+    if finished then
+      s, inner = s + 1, nil
+    else
+      return s .. '|' .. resume
+    end
+    if visited >= visits and s <= #sources then return s .. '|' end
+  end
+  return ''
 end
 
 -- One step on a model that never expires: its atoms are disjoint (one value per field),
 -- so their sizes add up to the exact count without visiting a single pk.
 if mode == 'count' and not expiring and #steps == 1 and best ~= nil then
-  return {best_size, 0}
+  return {0, '', estimate, estimate}
 end
 
--- An ordered page on one order key (the usual "newest 20 of these"): walk the order index
--- from its start, probing each pk against every step, and stop once the page and the
--- group of equal scores at its end are complete. That costs O(rows walked) instead of
--- scoring and sorting every candidate, which for a common value (400k candidates) held
--- Redis for seconds. The walk gives up after as many probes as there are candidates
--- (then the candidates are scored as below: at most twice the work). Rows with no score
--- (None) sort first ascending, last descending and are not in the order index: an
--- ascending walk needs every member to have a score (same cardinality), and a walk that
--- runs out of scores before the page is full falls back.
-local function walk(spec, need, budget)
-  local rows, row_score = {}, {}
-  local expired, probes, pos, chunk = 0, 0, 0, math.max(32, 2 * need)
-  local last_score = nil
-  while true do
+local expired, found = 0, {}
+local n_order = #order
+local function visit(pk)
+  local keep, gone = alive(pk)
+  expired = expired + gone
+  if keep and passes(pk, best) then
+    found[#found + 1] = pk
+    if mode == 'scores' then
+      for _, spec in ipairs(order) do
+        local sc = redis.call('ZSCORE', spec.key, pk)
+        found[#found + 1] = sc or ''
+      end
+    end
+  end
+end
+if mode == 'walk' then
+  local spec = order[1]
+  local card = expiring and redis.call('ZCARD', members) or redis.call('SCARD', members)
+  if not spec.desc and redis.call('ZCARD', spec.key) ~= card then
+    return {0, '', estimate, 'no', 0}
+  end
+  local rank = 0
+  if cursor ~= '' then
+    local p = string.find(cursor, '|', 1, true)
+    rank = rank_after(spec.key, string.sub(cursor, 1, p - 1), string.sub(cursor, p + 1), spec.desc)
+  end
+  local out = {0, '', estimate, 'more', 0}
+  local probes = 0
+  local last_score = last ~= '' and tonumber(last) or nil
+  local allowed = math.min(walk_visits, estimate - spent + 1)
+  while probes < allowed do
+    local want = math.min(allowed - probes, math.max(32, 2 * need))
     local part
     if spec.desc then
-      part = redis.call('ZREVRANGE', spec.key, pos, pos + chunk - 1, 'WITHSCORES')
+      part = redis.call('ZREVRANGE', spec.key, rank, rank + want - 1, 'WITHSCORES')
     else
-      part = redis.call('ZRANGE', spec.key, pos, pos + chunk - 1, 'WITHSCORES')
-    end
-    if #part == 0 then
-      if #rows < need and spec.desc then return nil end  -- the rest have no score
-      return rows, row_score, expired
+      part = redis.call('ZRANGE', spec.key, rank, rank + want - 1, 'WITHSCORES')
     end
     for j = 1, #part, 2 do
-      local pk, sc = part[j], tonumber(part[j + 1])
-      if #rows >= need and sc ~= last_score then return rows, row_score, expired end
+      local pk, sc = part[j], part[j + 1]
+      local score = tonumber(sc)
+      if need <= 0 and score ~= last_score then
+        out[1], out[4], out[5] = expired, 'full', probes
+        return out
+      end
       probes = probes + 1
+      out[2] = sc .. '|' .. pk
       local keep, gone = alive(pk)
       expired = expired + gone
-      if keep then
-        for _, step in ipairs(steps) do
-          if not step_holds(step, pk) then keep = false; break end
-        end
-      end
-      if keep then
-        rows[#rows + 1] = pk
-        row_score[#rows] = sc
-        last_score = sc
+      if keep and passes(pk, nil) then
+        out[#out + 1] = pk
+        out[#out + 1] = sc
+        need, last_score = need - 1, score
       end
     end
-    if probes > budget then return nil end
-    pos = pos + chunk
-    chunk = math.min(2 * chunk, 1024)
-  end
-end
-
-if mode == 'pks' and #order == 1 and limit >= 0 then
-  local card = expiring and redis.call('ZCARD', members) or redis.call('SCARD', members)
-  local spec = order[1]
-  if spec.desc or redis.call('ZCARD', spec.key) == card then
-    local rows, row_score, expired = walk(spec, offset + limit, best_size or card)
-    if rows ~= nil then
-      local first, last = offset + 1, math.min(offset + limit, #rows)
-      if first <= last then
-        while first > 1 and row_score[first - 1] == row_score[first] do first = first - 1 end
-        last = #rows  -- the walk stopped at the end of the last row's group
-      end
-      local out = {expired, first - 1}
-      for k = first, last do out[#out + 1] = rows[k] end
+    if #part < 2 * want then
+      out[1], out[2], out[4], out[5] = expired, '', need <= 0 and 'full' or 'end', probes
       return out
     end
+    rank = rank + want
   end
+  if probes >= estimate - spent + 1 then  -- the walk costs more than scoring the candidates
+    if cursor ~= '' or estimate > visits - probes then
+      out[1], out[4], out[5] = expired, 'costly', probes
+      return out
+    end
+    mode = 'scores'
+    each_candidate(visit)
+    local scored = {expired, '', estimate, 'scored', probes}
+    for _, v in ipairs(found) do scored[#scored + 1] = v end
+    return scored
+  end
+  out[1], out[5] = expired, probes
+  return out
 end
 
-local candidates = {}
-if best == nil then
-  if expiring then
-    candidates = redis.call('ZRANGE', members, '-inf', '+inf', 'BYSCORE')
-  else
-    candidates = redis.call('SMEMBERS', members)
-  end
-else
-  local seen = {}
-  for _, atom in ipairs(steps[best].atoms) do
-    local found
-    if atom.kind == 'S' then
-      found = redis.call('SMEMBERS', atom.key)
-    elseif atom.kind == 'U' then
-      local owner = redis.call('HGET', atom.key, atom.lo)
-      found = owner and {owner} or {}
-    else
-      found = redis.call('ZRANGE', atom.key, atom.lo, atom.hi, 'BYSCORE')
-    end
-    for _, pk in ipairs(found) do
-      if not seen[pk] then seen[pk] = true; candidates[#candidates + 1] = pk end
-    end
-  end
-end
+local next_cursor = each_candidate(visit)
 
-local result, expired_seen = {}, 0
-for _, pk in ipairs(candidates) do
-  local keep, gone = alive(pk)
-  expired_seen = expired_seen + gone
-  if keep then
-    for s, step in ipairs(steps) do
-      if s ~= best and not step_holds(step, pk) then keep = false; break end
-    end
-  end
-  if keep then result[#result + 1] = pk end
+if mode == 'count' then
+  if cursor == '' and next_cursor == '' then return {expired, '', estimate, #found} end
+  local out = {expired, next_cursor, estimate, -1}
+  for _, pk in ipairs(found) do out[#out + 1] = pk end
+  return out
 end
-
-if mode == 'count' then return {#result, expired_seen} end
-
--- Order by each order key's score (a missing score sorts first). With no order key
--- every candidate is returned: the caller sorts by pk and pages.
-local scores = {}
-if #order > 0 then
-  for _, pk in ipairs(result) do
-    local row = {}
-    for o, spec in ipairs(order) do
-      local sc = redis.call('ZSCORE', spec.key, pk)
-      row[o] = sc and tonumber(sc) or false
-    end
-    scores[pk] = row
-  end
-end
-
-local function cmp_scores(a, b)
-  -- -1, 0, 1 comparing the score rows of pks a and b, honouring descending keys
-  local ra, rb = scores[a], scores[b]
-  for o, spec in ipairs(order) do
-    local x, y = ra[o], rb[o]
-    if x ~= y then
-      local less
-      if x == false then less = true elseif y == false then less = false else less = x < y end
-      if spec.desc then less = not less end
-      return less and -1 or 1
-    end
-  end
-  return 0
-end
-
-local first, last = 1, #result
-if #order > 0 then
-  table.sort(result, function(a, b) return cmp_scores(a, b) < 0 end)
-  if offset + 1 > first then first = offset + 1 end
-  if limit >= 0 and offset + limit < last then last = offset + limit end
-  if first <= last then
-    -- widen to whole groups of equal scores: the caller orders inside a group exactly
-    -- (exact values, then pk), which Lua cannot do (its string order follows the locale)
-    while first > 1 and cmp_scores(result[first - 1], result[first]) == 0 do
-      first = first - 1
-    end
-    while last < #result and cmp_scores(result[last], result[last + 1]) == 0 do
-      last = last + 1
-    end
-  end
-end
-local out = {expired_seen, first - 1}
-for k = first, last do out[#out + 1] = result[k] end
+local out = {expired, next_cursor, estimate}
+if mode == 'scores' then out[4] = n_order end
+for _, v in ipairs(found) do out[#out + 1] = v end
 return out

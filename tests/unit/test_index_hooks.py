@@ -29,7 +29,6 @@ REQUIRED = (
     "owns",
     "orphans",
     "count_command",
-    "members_command",
 )
 
 
