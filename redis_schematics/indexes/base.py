@@ -208,5 +208,16 @@ class BaseIndex:
         ``atom`` selects, when one exists; None: the query script lists them."""
         return None
 
+    @classmethod
+    def first_members(cls, atom: Atom, count: int) -> Command | None:
+        """One short command listing at most ``count`` of the pks ``atom`` selects (all of
+        them when fewer come back: see :meth:`members_of`); None: there is none."""
+        return None
+
+    @classmethod
+    def members_of(cls, reply: Any) -> list[Any]:
+        """The pks in the reply of :meth:`first_members`."""
+        return list(reply)
+
 
 __all__ = ["Atom", "BaseIndex", "Entry", "Step", "kind_of_atom", "kind_of_entry"]

@@ -136,6 +136,10 @@ class RangeIndex(BaseIndex):
     def count_command(cls, atom: Atom) -> Command:
         return Command(("ZCOUNT", atom.key, atom.lo, atom.hi))
 
+    @classmethod
+    def first_members(cls, atom: Atom, count: int) -> Command | None:
+        return Command(("ZRANGE", atom.key, atom.lo, atom.hi, "BYSCORE", "LIMIT", 0, count))
+
 
 def _bound(bound: str) -> tuple[float, bool]:
     """A ZRANGE bound as (value, exclusive)."""

@@ -73,3 +73,11 @@ class UniqueIndex(BaseIndex):
     @classmethod
     def count_command(cls, atom: Atom) -> Command:
         return Command(("HEXISTS", atom.key, atom.lo))
+
+    @classmethod
+    def first_members(cls, atom: Atom, count: int) -> Command | None:
+        return Command(("HGET", atom.key, atom.lo))
+
+    @classmethod
+    def members_of(cls, reply: Any) -> list[Any]:
+        return [] if reply is None else [reply]

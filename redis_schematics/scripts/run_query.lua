@@ -225,9 +225,12 @@ local function each_candidate(visit)
         local p = string.find(inner, '|', 1, true)
         rank = rank_after(src.key, string.sub(inner, 1, p - 1), string.sub(inner, p + 1), false)
       end
-      local want = math.max(1, visits - visited)
-      local part = redis.call('ZRANGE', src.key, rank, rank + want - 1, 'WITHSCORES')
-      finished = #part < 2 * want
+      -- read no further than the range's end (its last rank, from two O(log N) counts)
+      local in_range_left = first_rank(src.key, src.lo) + redis.call('ZCOUNT', src.key, src.lo, src.hi) - rank
+      local want = math.min(math.max(1, visits - visited), in_range_left)
+      local part = {}
+      if want > 0 then part = redis.call('ZRANGE', src.key, rank, rank + want - 1, 'WITHSCORES') end
+      finished = #part < 2 * want or want == in_range_left
       for j = 1, #part, 2 do
         local pk, sc = part[j], part[j + 1]
         if not in_range(src, tonumber(sc)) then finished = true; break end
