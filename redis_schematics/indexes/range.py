@@ -58,8 +58,8 @@ class RangeIndex(BaseIndex):
         s = score(value)
         if math.isnan(s):
             msg = (
-                f"{self.ks.prefix}.{self.field} is NaN, which a RangeIndex cannot order; "
-                "store None or a number."
+                f"{self.ks.prefix} {pk!r}: {self.field} is NaN, which a RangeIndex cannot "
+                "order; nothing was written. Store None or a number."
             )
             raise InvalidModel(msg)
         return [Entry("zset", self.key, pk, s)]

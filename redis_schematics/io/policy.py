@@ -12,7 +12,10 @@ taken as not evicting, silently.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 from redis_schematics.exceptions import EvictionRisk
@@ -111,7 +114,23 @@ def note(server: Any, reply: Any) -> None:
     _KNOWN[server] = _parse(reply)
     message = risk(server)
     if message is not None:
-        warnings.warn(EvictionRisk(message), stacklevel=4)
+        warnings.warn(EvictionRisk(message), stacklevel=_user_level())
+
+
+#: frames in these folders are not the user's: ours, and asyncio's event loop (a
+#: coroutine of ours run by ``asyncio.run`` has the loop as its caller)
+_NOT_USER = (str(Path(__file__).resolve().parent.parent), str(Path(asyncio.__file__).resolve().parent))
+
+
+def _user_level() -> int:
+    """The ``stacklevel`` that points a warning given by our caller at the first frame
+    outside this package and asyncio (the user's line), however deep the call path was."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_NOT_USER):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def forget() -> None:

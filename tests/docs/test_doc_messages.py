@@ -287,7 +287,9 @@ def _invalid_email(ns: Namespace) -> None:
     ns["IceCream"](dict(id="v3", email="not an address")).set()
 
 
-@quoted("InvalidModel: IceCream.sugar is NaN, which a RangeIndex cannot order; store None or a number.")
+@quoted(
+    "InvalidModel: IceCream 'v3': sugar is NaN, which a RangeIndex cannot order; nothing was written. Store None or a number."
+)
 def _nan(ns: Namespace) -> None:
     ns["IceCream"](dict(id="v3", sugar=math.nan)).set()
 

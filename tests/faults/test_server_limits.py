@@ -196,6 +196,7 @@ def test_an_evicting_policy_is_warned_about_once_and_reported_by_check(
         assert problems == []
         return
     assert len(risks) == 1, "one warning per server and process"
+    assert Path(risks[0].filename).name == "test_server_limits.py", "the warning points at the caller's line"
     text = str(risks[0].message)
     assert f"maxmemory-policy is {policy!r}" in text
     assert "noeviction" in text
