@@ -377,10 +377,18 @@ def count(q: QuerySpec) -> Flow[int]:
     """
     if q.paged:
         return len((yield from rows(q)))
-    if q.engine.shards:
-        return sum((yield from gather([count(part) for part in q.per_shard()])))
     p = q.explain()  # before any I/O: a strict model refuses a scan here
-    if not p.countable or (yield Evicting()):
+    loads = not p.countable or (yield Evicting())  # asked once, not once per shard
+    return (yield from _count(q, p, loads))
+
+
+def _count(q: QuerySpec, p: Plan, loads: bool) -> Flow[int]:
+    """:func:`count` once it knows whether to load the candidates; the shards of a
+    sharded model side by side (their requests share round trips)."""
+    if q.engine.shards:
+        parts = q.per_shard()
+        return sum((yield from gather([_count(part, part.explain(), loads) for part in parts])))
+    if loads:
         return len((yield from collect(stream(q))))
     if not q.conditions:
         return (yield from q.engine.count_all())

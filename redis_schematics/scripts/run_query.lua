@@ -162,12 +162,6 @@ if best == nil then
 else
   sources = steps[best].atoms
 end
-for _, src in ipairs(sources) do
-  if src.kind == 'Z' and src.lo_v == nil then
-    src.lo_v, src.lo_x = parse_bound(src.lo)
-    src.hi_v, src.hi_x = parse_bound(src.hi)
-  end
-end
 
 -- The rank after ZSET position (score sc, member pk): after pk when it still has that
 -- score, else the first rank at score sc (a few pks may come again; callers drop repeats).
@@ -218,22 +212,20 @@ local function each_candidate(visit)
       visited = visited + #reply[2]
       finished, resume = reply[1] == '0', reply[1]
     else
-      local rank
-      if inner == nil then
-        rank = first_rank(src.key, src.lo)
-      else
+      -- the range is ranks [start, stop) (two O(log N) counts); read no further
+      local start = first_rank(src.key, src.lo)
+      local stop = start + redis.call('ZCOUNT', src.key, src.lo, src.hi)
+      local rank = start
+      if inner ~= nil then
         local p = string.find(inner, '|', 1, true)
         rank = rank_after(src.key, string.sub(inner, 1, p - 1), string.sub(inner, p + 1), false)
       end
-      -- read no further than the range's end (its last rank, from two O(log N) counts)
-      local in_range_left = first_rank(src.key, src.lo) + redis.call('ZCOUNT', src.key, src.lo, src.hi) - rank
-      local want = math.min(math.max(1, visits - visited), in_range_left)
+      local want = math.min(math.max(1, visits - visited), stop - rank)
       local part = {}
       if want > 0 then part = redis.call('ZRANGE', src.key, rank, rank + want - 1, 'WITHSCORES') end
-      finished = #part < 2 * want or want == in_range_left
+      finished = rank + want >= stop
       for j = 1, #part, 2 do
         local pk, sc = part[j], part[j + 1]
-        if not in_range(src, tonumber(sc)) then finished = true; break end
         if not seen[pk] then seen[pk] = true; visit(pk) end
         visited = visited + 1
         resume = sc .. '|' .. pk

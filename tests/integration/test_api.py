@@ -755,6 +755,18 @@ def test_round_trips_of_expiring_reads(layout: type, client: Any) -> None:
     assert rec.count(lambda: model.match_for_pks(["1", "2"])) == 1
 
 
+def test_counts_of_a_sharded_model_ask_every_shard_in_one_round_trip(layout: type, backend: Any) -> None:
+    model = ice_cream(layout, backend, shards=3, indexes=("flavour", "amount_kg"))
+    model.set_many(
+        [model({"id": str(i), "flavour": "a" if i % 2 else "b", "amount_kg": i}) for i in range(30)]
+    )
+    model.count(flavour="a", amount_kg__lt=10)  # loads the query script
+    rec = Recorder(backend)
+    assert rec.count(lambda: model.count(flavour="a")) == 1
+    assert rec.count(lambda: model.count(flavour="a", amount_kg__lt=10)) == 1
+    assert (model.count(flavour="a"), model.count(flavour="a", amount_kg__lt=10)) == (15, 5)
+
+
 def test_indexed_filter_cost_does_not_grow_with_the_model(layout: type, backend: Any) -> None:
     model = ice_cream(layout, backend)
     model.set_many([model({"id": f"hit{i}", "flavour": "rare", "amount_kg": i}) for i in range(5)])
