@@ -6,6 +6,7 @@ Public API only; see README.md and docs/ for the tour.
 from __future__ import annotations
 
 from redis_schematics.exceptions import (
+    IndexNotReady,
     MultipleFound,
     NotFound,
     RedisMixinException,
@@ -40,6 +41,7 @@ __all__ = [
     "EqualityIndex",
     "HashRedisMixin",
     "HashRedisModel",
+    "IndexNotReady",
     "MultipleFound",
     "NotFound",
     "Plan",

@@ -41,6 +41,7 @@ from redis_schematics.io import (
 from redis_schematics.layouts import Layout
 from redis_schematics.ops import Guard
 from redis_schematics.records import Projection, Records
+from redis_schematics.schema import Schema, SchemaState
 from redis_schematics.settings import Settings
 from redis_schematics.util import text
 from redis_schematics.write import CHUNK, Batch, Item, ModelWrites, commit
@@ -103,6 +104,7 @@ class Engine:
             settings.keys, model, settings.serializer, settings.deserializer
         )
         self.records = Records(settings, self.layout)
+        self.schema = Schema(settings.keys, settings.indexes, self.layout, settings.physical_ms)
         self.writes = ModelWrites(self, settings, self.layout)
         self.cleanup = ReadCleanup(settings.purge_on_read)
 
@@ -131,6 +133,16 @@ class Engine:
 
     def unique_violation(self, item: Item, guard: Guard, owner: Any) -> UniqueViolation:
         return self.writes.unique_violation(item, guard, owner)
+
+    # -- what Redis holds complete (schema.py) ---------------------------------------------
+    def schema_view(self) -> SchemaState:
+        """What this process last read of the model's ``Prefix#meta`` hash. No I/O."""
+        return self.schema.state()
+
+    def schema_state(self) -> Flow[SchemaState]:
+        """The model's ``Prefix#meta`` state, read again when older than
+        ``schema.SCHEMA_TTL`` (usually no I/O; see ``Schema.current``)."""
+        return (yield from self.schema.current())
 
     # -- reads ------------------------------------------------------------------------------
     def read(self, pks: Sequence[str], fields: Sequence[str] | None = None) -> Flow[list[tuple[Any, bool]]]:
@@ -246,6 +258,13 @@ class Engine:
         now = now_ms((yield Command(("TIME",))))
         return int((yield Command(("ZCOUNT", self.keys.members(), f"({now}", "+inf"))))
 
+    def every_pk(self) -> Flow[list[str]]:
+        """Every pk a scan must look at: the members set, or, while Redis does not hold
+        it complete (0.3.x data not adopted yet), the stored keys too. O(N)."""
+        if self.schema_view().members:
+            return (yield from self.members())
+        return (yield from self.stored_pks())
+
     def stored_pks(self) -> Flow[list[str]]:
         """Every pk listed in the members set or stored without it (0.3.x data)."""
         listed = yield from self.members()
@@ -258,7 +277,9 @@ class Engine:
 
         Complexity: O(N); SSCAN plus the layout's SCAN/HSCAN, two round trips per chunk.
         """
-        return (yield from self.writes.delete_pks((yield from self.stored_pks())))
+        deleted = yield from self.writes.delete_pks((yield from self.stored_pks()))
+        yield from self.schema.emptied()
+        return deleted
 
     # -- expiry -----------------------------------------------------------------------------
     def purge_after_read(self) -> Flow[None]:

@@ -100,6 +100,17 @@ class StrictPerformanceException(RedisSchematicsError):
     """The query would read every object and the model sets ``__strict_performance__``."""
 
 
+class IndexNotReady(StrictPerformanceException):
+    """Under ``__strict_performance__``: the query needs an index (or the members set)
+    that Redis does not hold complete yet (declared after objects were stored, or data
+    of redis-schematics 0.3.x); ``rebuild_indexes()`` or ``redis-schematics reindex``
+    builds it. ``indexes`` names the incomplete indexes (empty: the members set)."""
+
+    def __init__(self, msg: str, indexes: tuple[str, ...] = ()) -> None:
+        super().__init__(msg)
+        self.indexes = indexes
+
+
 class UniqueViolation(RedisSchematicsError):
     """A value of a UniqueIndex field is already owned by another object."""
 
@@ -167,6 +178,7 @@ __all__ = [
     "CorruptPayload",
     "CrossSlot",
     "EvictionRisk",
+    "IndexNotReady",
     "InvalidFilterValue",
     "InvalidModel",
     "InvalidPrimaryKey",

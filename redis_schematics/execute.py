@@ -47,12 +47,25 @@ class QuerySpec:
 
     def explain(self) -> Plan:
         """The plan this query runs (which indexes, what is checked in Python, which
-        shards). No I/O."""
-        found = plan(self.engine.settings, self.conditions, self.order)
+        shards), using the indexes Redis holds complete as this process last read them
+        (``schema.py``; before any read, it assumes every index is). No I/O."""
+        found = plan(self.engine.settings, self.conditions, self.order, self.engine.schema_view())
         if self.engine.shards:
             tags = tuple(s.keys.base for s in self.engine.shards_for(self.conditions))
             found = replace(found, shards=tags, of_shards=len(self.engine.shards))
         return found
+
+    def ready(self) -> Flow[None]:
+        """Refuse what ``__strict_performance__`` refuses whatever Redis holds (before any
+        I/O), then make sure the model's ``Prefix#meta`` state is fresh (``schema.py``),
+        so that :meth:`explain` plans with the indexes that are complete."""
+        if self.engine.strict:
+            plan(self.engine.settings, self.conditions, self.order)
+        if not self.engine.shards:
+            yield from self.engine.schema_state()
+            return
+        # only the shards asked (their reads in one round trip)
+        yield from gather([shard.schema_state() for shard in self.engine.shards_for(self.conditions)])
 
     def per_shard(self) -> list[QuerySpec]:
         """This query on each shard it must ask (a sharded model's shards)."""
@@ -271,7 +284,7 @@ def _single_atom(q: QuerySpec, p: Plan) -> Atom | None:
 def candidate_pks(q: QuerySpec, p: Plan) -> Flow[list[str]]:
     """Candidate pks from the indexes, or every member when no index helps."""
     if p.scan:
-        return (yield from q.engine.members())
+        return (yield from q.engine.every_pk())
     atom = _single_atom(q, p)
     if atom is not None:  # nothing to probe: direct reads, without the script copying pks
         kind = kind_of_atom(atom.kind)
@@ -310,6 +323,7 @@ def rows(q: QuerySpec) -> Flow[list[Row]]:
     every shard asked, the shards in the same round trips, each asked for at most
     offset + limit rows, merged in O(R log R) for the R rows they return.
     """
+    yield from q.ready()
     if q.engine.shards:
         return (yield from _merged_rows(q))
     p = q.explain()
@@ -345,6 +359,7 @@ def stream(q: QuerySpec) -> Flow[None]:
     if q.paged:
         yield Emit((yield from objects(q)))
         return
+    yield from q.ready()
     if q.engine.shards:
         for part in q.per_shard():
             yield from stream(part)
@@ -357,7 +372,7 @@ def stream(q: QuerySpec) -> Flow[None]:
         yield Emit([obj for _pk, _payload, obj in loaded if q.matches(obj)])
 
     p = q.explain()
-    if p.scan:
+    if p.scan and p.members_complete:
         yield from engine.each_member_batch(emit)
         return
     pks = yield from candidate_pks(q, p)
@@ -377,7 +392,8 @@ def count(q: QuerySpec) -> Flow[int]:
     """
     if q.paged:
         return len((yield from rows(q)))
-    p = q.explain()  # before any I/O: a strict model refuses a scan here
+    yield from q.ready()
+    p = q.explain()  # before any other I/O: a strict model refuses a scan here
     loads = not p.countable or (yield Evicting())  # asked once, not once per shard
     return (yield from _count(q, p, loads))
 

@@ -160,6 +160,11 @@ class KeySpace:
         """Set (or sorted set by deadline, for expiring models) of every stored pk."""
         return self._meta("members")
 
+    def schema(self) -> str:
+        """``Prefix#meta``: hash of what Redis holds complete for this model (the
+        members set, each index), see ``redis_schematics/schema.py``."""
+        return self._meta("meta")
+
     def equality(self, field: str, token: str | None) -> str:
         """Set of the pks whose ``field`` has the value encoded as ``token``.
 

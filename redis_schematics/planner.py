@@ -12,10 +12,11 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from redis_schematics.exceptions import QueryError, StrictPerformanceException, UnknownField
+from redis_schematics.exceptions import IndexNotReady, QueryError, StrictPerformanceException, UnknownField
 from redis_schematics.indexes import Step
-from redis_schematics.indexes.range import merge_ranges
+from redis_schematics.indexes.range import RangeIndex, merge_ranges
 from redis_schematics.lookups import COMPOUND_TYPES, Condition
+from redis_schematics.schema import ASSUMED, SchemaState
 from redis_schematics.settings import Settings
 
 
@@ -38,11 +39,21 @@ class Plan:
     scan: bool
     shards: tuple[str, ...] = ()
     of_shards: int = 0
+    #: declared indexes left unused because Redis does not hold them complete yet
+    pending: tuple[str, ...] = ()
+    #: the members set lists every object (False: data of 0.3.x not adopted yet, so a
+    #: scan enumerates the stored keys instead)
+    members_complete: bool = True
 
     @property
     def countable(self) -> bool:
-        """The server's count is exact: every condition (if any) is indexed exactly."""
-        return not self.residual and all(s.exact for s in self.steps)
+        """The server's count is exact: every condition (if any) is indexed exactly,
+        and a count of every object can trust the members set."""
+        return (
+            not self.residual
+            and all(s.exact for s in self.steps)
+            and (self.members_complete or not self.scan)
+        )
 
     @property
     def pageable(self) -> bool:
@@ -53,6 +64,10 @@ class Plan:
         lines = [f"{self.model} query:"]
         if self.scan:
             lines.append("  scan every object (no indexed condition)" if self.residual else "  every object")
+            if not self.members_complete:
+                lines.append("  members set not complete (data older than it): SCAN of the stored keys")
+        for name in self.pending:
+            lines.append(f"  not used: {name} is not complete yet (rebuild_indexes() builds it)")
         for s in self.steps:
             lines.append(f"  index {s.index}: {s.describe()}" + ("" if s.exact else " (re-checked)"))
         for c in self.residual:
@@ -109,36 +124,78 @@ def _merge_ranges(steps: list[Step]) -> list[Step]:
 
 
 def plan(
-    settings: Settings, conditions: Sequence[Condition], order: tuple[tuple[str, bool], ...] = ()
+    settings: Settings,
+    conditions: Sequence[Condition],
+    order: tuple[tuple[str, bool], ...] = (),
+    state: SchemaState = ASSUMED,
 ) -> Plan:
-    """Choose an index for each condition; no I/O.
+    """Choose an index for each condition among the complete ones (``state``: what
+    Redis holds complete, see ``schema.py``); no I/O.
 
     Raises:
+        IndexNotReady: under ``__strict_performance__``, when the query would read every
+            object because an index that would serve it (or the members set) is not
+            complete yet.
         StrictPerformanceException: under ``__strict_performance__``, when no condition
             is indexed (names the index that would serve the first condition).
     """
     steps: list[Step] = []
     residual: list[Condition] = []
+    skipped: list[str] = []
     for cond in conditions:
         step = None
         for index in settings.indexes:
             if index.field == cond.field:
-                step = index.step(cond)
-                if step is not None:
-                    break
+                candidate = index.step(cond)
+                if candidate is None:
+                    continue
+                if index.describe() in state.pending:
+                    skipped.append(index.describe())
+                    continue
+                step = candidate
+                break
         if step is None:
             residual.append(cond)
         else:
             steps.append(step)
     steps = _merge_ranges(steps)
-    ranges = settings.range_keys
+    ranges = {
+        i.field: i.key
+        for i in settings.indexes
+        if isinstance(i, RangeIndex) and i.describe() not in state.pending
+    }
     order_keys = tuple(ranges[f] for f, _ in order if f in ranges)
     if len(order_keys) != len(order):
         order_keys = ()
-    result = Plan(settings.name, tuple(steps), tuple(residual), order, order_keys, scan=not steps)
+    pending = tuple(dict.fromkeys(skipped))
+    result = Plan(
+        settings.name,
+        tuple(steps),
+        tuple(residual),
+        order,
+        order_keys,
+        scan=not steps,
+        pending=state.pending,
+        members_complete=state.members,
+    )
+    if result.scan and settings.strict and (pending or (conditions and not state.members)):
+        raise _not_ready(settings, pending)
     if result.scan and conditions and settings.strict:
         raise _strict_refusal(settings, conditions)
     return result
+
+
+def _not_ready(settings: Settings, pending: Sequence[str]) -> IndexNotReady:
+    name = settings.name
+    what = ", ".join(pending) if pending else f"the members set of {name}"
+    target = f"{settings.model.__module__}:{settings.model.__qualname__}"
+    msg = (
+        f"{name}: {what} is not complete yet (objects were stored before it was declared, "
+        f"or by redis-schematics 0.3.x), so this query would read every object, which "
+        f"__strict_performance__ refuses. Build it with `redis-schematics reindex {target}` "
+        f"or {name}.rebuild_indexes(); until it is complete nothing is answered from it."
+    )
+    return IndexNotReady(msg, indexes=tuple(pending))
 
 
 def _strict_refusal(settings: Settings, conditions: Sequence[Condition]) -> StrictPerformanceException:

@@ -29,6 +29,7 @@ from redis_schematics.exceptions import CrossSlot, NotFound
 from redis_schematics.io import Command, Flow, gather
 from redis_schematics.layouts import Layout
 from redis_schematics.lookups import Condition, Exact
+from redis_schematics.schema import SchemaState, combined
 from redis_schematics.serializers import token
 from redis_schematics.settings import Settings
 from redis_schematics.write import CHUNK, Item
@@ -143,6 +144,22 @@ class ShardedEngine(Engine):
                 if held is None or (alive and not held[1]) or (held[0] is None and payload is not None):
                     best[pk] = (payload, alive)
         return [best[pk] for pk in pks]
+
+    def schema_view(self) -> SchemaState:
+        """What is complete in every shard (see ``Engine.schema_view``). No I/O."""
+        return combined([shard.schema_view() for shard in self.shards])
+
+    def schema_state(self) -> Flow[SchemaState]:
+        """Every shard's ``Prefix#meta`` state (those to read again in one round trip),
+        combined: complete where every shard holds it complete."""
+        return combined((yield from gather([shard.schema_state() for shard in self.shards])))
+
+    def every_pk(self) -> Flow[list[str]]:
+        """``Engine.every_pk`` of every shard."""
+        found: list[str] = []
+        for shard in self.shards:
+            found += yield from shard.every_pk()
+        return found
 
     def each_member_batch(self, handle: Callable[[list[str]], Flow[None]], batch: int = CHUNK) -> Flow[None]:
         """Every shard's members, shard after shard."""

@@ -38,8 +38,8 @@ ALL_KEYS = {"MGET", "DEL", "UNLINK", "EXISTS", "TOUCH"}
 #: commands whose first argument is their only key
 FIRST_KEY = {
     "GET", "SET", "HGET", "HMGET", "HGETALL", "HEXISTS", "HSET", "HDEL", "HLEN", "HKEYS",
-    "SCARD", "SMEMBERS", "SISMEMBER", "SMISMEMBER", "SADD", "SREM", "SSCAN",
-    "ZCARD", "ZCOUNT", "ZRANGE", "ZMSCORE", "ZSCORE", "ZADD", "ZREM", "ZSCAN",
+    "SCARD", "SMEMBERS", "SISMEMBER", "SMISMEMBER", "SADD", "SREM", "SSCAN", "SRANDMEMBER",
+    "ZCARD", "ZCOUNT", "ZRANGE", "ZMSCORE", "ZSCORE", "ZADD", "ZREM", "ZSCAN", "ZRANDMEMBER",
     "HSCAN", "TYPE", "TTL", "PTTL", "EXPIRE", "PEXPIRE", "MEMORY USAGE",
 }  # fmt: skip
 #: commands without keys that any node may answer

@@ -106,6 +106,13 @@ class Layout(Protocol):
         """Keys under ``Prefix#`` the layout itself uses (``check_indexes`` keeps them)."""
         ...
 
+    def legacy_objects(self) -> Flow[bool]:
+        """Is any object stored the way redis-schematics 0.3.x stored it (so that the
+        members set may not list every object)? False at once for what 0.3.x could not
+        write (hash-tagged key spaces, the layouts it did not have). Asked once per
+        model and Redis, when its ``Prefix#meta`` hash is created (``schema.py``)."""
+        ...
+
 
 @dataclass(frozen=True)
 class DocumentLayout:

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from redis_schematics.exceptions import ConfigurationError
-from redis_schematics.io import Flow, RunScript, Scan
+from redis_schematics.io import Flow, RunScript, Scan, done
 from redis_schematics.keys import KeySpace
 from redis_schematics.layouts.base import Fields
 from redis_schematics.layouts.hash_per_object import FieldCodec, cell, cells, read_states, state_cells
@@ -115,6 +115,9 @@ class HashPerFieldLayout:
 
     def delete_ops(self, pk: str) -> list[Op]:
         return [("HDEL", column, (pk,)) for column in self.columns]
+
+    def legacy_objects(self) -> Flow[bool]:
+        return done(False)  # a layout redis-schematics 0.3.x did not have
 
     def stored_pks(self, batch: int) -> Flow[list[str]]:
         # HSCAN NOVALUES needs Redis 7.4; values come along and are dropped here.

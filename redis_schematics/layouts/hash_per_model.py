@@ -44,6 +44,12 @@ class HashPerModelLayout(DocumentLayout):
     def delete_ops(self, pk: str) -> list[Op]:
         return [("HDEL", self.keys.model_hash(), (self.keys.object(pk),))]
 
+    def legacy_objects(self) -> Flow[bool]:
+        # 0.3.x wrote every object into the one untagged hash
+        if self.keys.tagged:
+            return False
+        return bool((yield Command(("EXISTS", self.keys.model_hash()))))
+
     def stored_pks(self, batch: int) -> Flow[list[str]]:
         # HSCAN NOVALUES needs Redis 7.4; payloads come along and are dropped here.
         scan = Scan("HSCAN", self.keys.model_hash(), match=self.keys.object_pattern(), count=batch)

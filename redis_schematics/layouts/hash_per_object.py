@@ -67,7 +67,7 @@ from schematics.types import (
 
 from redis_schematics import serializers
 from redis_schematics.exceptions import InvalidModel
-from redis_schematics.io import Flow, RunScript, Scan
+from redis_schematics.io import Flow, RunScript, Scan, done
 from redis_schematics.keys import KeySpace
 from redis_schematics.layouts.base import Fields
 from redis_schematics.ops import Guard, Op
@@ -273,6 +273,9 @@ class HashPerObjectLayout:
 
     def delete_ops(self, pk: str) -> list[Op]:
         return [("DEL", self.keys.object(pk), ())]
+
+    def legacy_objects(self) -> Flow[bool]:
+        return done(False)  # a layout redis-schematics 0.3.x did not have
 
     def stored_pks(self, batch: int) -> Flow[list[str]]:
         # Only hashes: the pattern is the Simple layout's, and a model may have moved.

@@ -36,6 +36,20 @@ class KeyPerObjectLayout(DocumentLayout):
     def delete_ops(self, pk: str) -> list[Op]:
         return [("DEL", self.keys.object(pk), ())]
 
+    def legacy_objects(self) -> Flow[bool]:
+        # 0.3.x wrote untagged "Prefix:pk" strings; the SCAN stops at the first one (it
+        # walks the whole keyspace only when there is none, once per model and Redis).
+        if self.keys.tagged:
+            return False
+        scan = Scan("SCAN", match=self.keys.object_pattern(), count=1000, type="string")
+        cursor = 0
+        while True:
+            cursor, page = yield scan.page(cursor)
+            if page:
+                return True
+            if int(cursor) == 0:
+                return False
+
     def stored_pks(self, batch: int) -> Flow[list[str]]:
         # The pattern escapes the prefix and requires the ":" after it, so it can match
         # neither another model's keys nor this model's own "Prefix#..." keys; only

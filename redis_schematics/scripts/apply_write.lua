@@ -32,6 +32,14 @@
 --          MEMBER+ member ms    ZADD key (now + ms) member: a deadline by server time
 --          EXTEND ms            make the key live at least ms more
 --          UNIQ- field pk       HDEL key field, only if its value is pk
+--          SCHEMA m legacy f... create the Prefix#meta hash key when it is missing (see
+--                               schema.py): "v" = 1, and when legacy is "0" and the
+--                               members set (KEYS[m]) is empty, each field f = 1
+--                               (complete); a no-op when the hash exists
+--          SCHEMADROP m         DEL the Prefix#meta hash key when the members set
+--                               KEYS[m] is empty and key says it is complete (the
+--                               model is empty: its next write creates it afresh)
+--          HSETIFEMPTY m f v... HSET key f v ..., only if the members set KEYS[m] is empty
 --          PROBE                SETRANGE key 0 "" on a key that never exists: writes
 --                               nothing, but Redis checks maxmemory at a script's first
 --                               write and only for a command that can grow memory, so
@@ -182,6 +190,21 @@ for o = 1, n_ops do
     if ttl ~= -2 and ttl < ms then redis.call('PEXPIRE', key, ms) end
   elseif cmd == 'UNIQ-' then
     if redis.call('HGET', key, args[1]) == args[2] then redis.call('HDEL', key, args[1]) end
+  elseif cmd == 'SCHEMA' then
+    if redis.call('EXISTS', key) == 0 then
+      redis.call('HSET', key, 'v', '1')
+      if args[2] == '0' and redis.call('EXISTS', KEYS[tonumber(args[1])]) == 0 then
+        for a = 3, argc do redis.call('HSET', key, args[a], '1') end
+      end
+    end
+  elseif cmd == 'SCHEMADROP' then
+    if redis.call('EXISTS', KEYS[tonumber(args[1])]) == 0 and redis.call('HGET', key, 'members') == '1' then
+      redis.call('DEL', key)
+    end
+  elseif cmd == 'HSETIFEMPTY' then
+    if redis.call('EXISTS', KEYS[tonumber(args[1])]) == 0 then
+      redis.call('HSET', key, unpack(args, 2))
+    end
   elseif cmd == 'PROBE' then
     redis.call('SETRANGE', key, 0, '')
   elseif PLAIN[cmd] then

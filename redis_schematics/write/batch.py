@@ -23,7 +23,23 @@ MERGE_ARGS = 1000
 GROWING = frozenset({"SET", "HSET", "SADD", "ZADD", "MEMBER+"})
 #: every operation apply_write.lua knows
 OPERATIONS = frozenset(
-    {"SET", "HSET", "HDEL", "SADD", "SREM", "ZADD", "ZREM", "DEL", "MEMBER+", "EXTEND", "UNIQ-", "PROBE"}
+    {
+        "SET",
+        "HSET",
+        "HDEL",
+        "SADD",
+        "SREM",
+        "ZADD",
+        "ZREM",
+        "DEL",
+        "MEMBER+",
+        "EXTEND",
+        "UNIQ-",
+        "PROBE",
+        "SCHEMA",
+        "SCHEMADROP",
+        "HSETIFEMPTY",
+    }
 )
 
 
@@ -80,8 +96,11 @@ class Batch:
     def shrinks_first(self) -> bool:
         """Does the write delete before it grows memory (``DEL`` then ``HSET``)? Redis
         then would not check ``maxmemory`` (it checks only at a script's first write):
-        :func:`build` puts a ``PROBE`` first (see ``apply_write.lua``)."""
-        return bool(self.ops) and self.ops[0][0] not in GROWING and any(op[0] in GROWING for op in self.ops)
+        :func:`build` puts a ``PROBE`` first (see ``apply_write.lua``). A ``SCHEMA``
+        operation (which writes only when the model's meta hash is missing) does not
+        count."""
+        ops = [op for op in self.ops if op[0] not in ("SCHEMA", "SCHEMADROP")]
+        return bool(ops) and ops[0][0] not in GROWING and any(op[0] in GROWING for op in ops)
 
     def _merged(self) -> list[tuple[str, int, tuple[Any, ...]]]:
         """The operations, with those of one command on one key that add or remove one
@@ -167,6 +186,9 @@ def build(items: Sequence[Item]) -> Batch:
     live = [item for item in items if not item.dropped]
     for item in live:
         item.owner.add_to(batch, item)
+    emptied = {id(i.owner): i.owner for i in live if i.payload is None}
+    for owner in emptied.values():  # last: after the members set lost its pks
+        batch.op(owner.schema.drop_op(batch.pos(owner.keys.members())))
     if live and batch.shrinks_first:
         batch.ops.insert(0, ("PROBE", batch.pos(live[0].owner.keys.probe()), ()))
     return batch

@@ -26,6 +26,13 @@ from redis_schematics.write.items import Item
 MAX_ATTEMPTS = 50
 
 
+def before_writing(items: Sequence[Item]) -> Flow[None]:
+    """Make sure each model's ``Prefix#meta`` hash exists before a process writes it
+    for the first time (``Schema.before_write``; no I/O after that)."""
+    for schema in {id(i.owner.schema): i.owner.schema for i in items}.values():
+        yield from schema.before_write()
+
+
 def read_state(items: Sequence[Item]) -> Flow[None]:
     """Set each item's ``expected``/``old``/``alive`` from what is stored now (one
     read per model)."""
@@ -46,6 +53,7 @@ def queue(pipeline: Any, items: Sequence[Item]) -> Flow[None]:
     between makes that command fail with an "RSGUARD" error and write nothing (the other
     commands of a non-transactional pipeline still run).
     """
+    yield from before_writing(items)
     yield from read_state(items)
     batch = build(items)
     if batch.n_ops:
@@ -98,6 +106,7 @@ def commit(items: Sequence[Item], attempts: int = MAX_ATTEMPTS, once: str | None
         UniqueViolation: a UniqueIndex value belongs to another object; nothing written.
         WriteConflict: the objects kept changing for ``attempts`` attempts.
     """
+    yield from before_writing(items)
     conflicted: dict[int, Item] = {}  # the items whose guard failed in the last attempt
     for attempt in range(attempts):
         if attempt >= 2:

@@ -15,6 +15,7 @@ from redis_schematics.records import Merge, Records
 
 if TYPE_CHECKING:
     from redis_schematics.exceptions import UniqueViolation
+    from redis_schematics.schema import Schema
     from redis_schematics.write.batch import Batch
 
 
@@ -25,6 +26,8 @@ class Owner(Protocol):
     expiring: bool
     records: Records
     keys: KeySpace
+    #: what Redis holds complete for the model (``Prefix#meta``)
+    schema: Schema
 
     def read(self, pks: Sequence[str], fields: Sequence[str] | None = None) -> Flow[list[tuple[Any, bool]]]:
         """Stored payloads of ``pks`` and whether each is alive."""

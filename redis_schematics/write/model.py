@@ -17,7 +17,7 @@ from redis_schematics.exceptions import (
     UniqueViolation,
     WriteConflict,
 )
-from redis_schematics.indexes import Entry
+from redis_schematics.indexes import Entry, kind_of_entry
 from redis_schematics.io import Flow
 from redis_schematics.layouts import Layout
 from redis_schematics.ops import Guard, Op
@@ -40,6 +40,7 @@ class ModelWrites:
         self.layout = layout
         self.records = owner.records
         self.members = settings.keys.members()
+        self.schema_key = settings.keys.schema()
         self.expiring = settings.expiring
         self.physical_ms = settings.physical_ms
 
@@ -68,7 +69,12 @@ class ModelWrites:
         guards, index_ops = diff(item.old, item.entries)
         for g in guards:
             batch.guard(item, g)
+        if item.payload is not None and item.old:
+            index_ops += self.building(item.old & item.entries)
         if item.payload is not None:
+            if self.schema_key not in batch.positions:
+                # creates the Prefix#meta hash of an empty model (see schema.py)
+                batch.op(self.owner.schema.op(batch.pos(self.members)))
             for op in self.layout.put_ops(item.pk, item.payload, self.physical_ms):
                 batch.op(op)
             batch.op(self.member_op(item.pk))
@@ -79,8 +85,23 @@ class ModelWrites:
         for op in index_ops:
             batch.op(op)
         if self.expiring and item.payload is not None:
-            for key in dict.fromkeys([self.members, *(e.key for e in item.entries)]):
+            for key in dict.fromkeys([self.members, self.schema_key, *(e.key for e in item.entries)]):
                 batch.op(("EXTEND", key, (self.physical_ms,)))
+
+    def building(self, unchanged: frozenset[Entry]) -> list[Op]:
+        """Operations writing again the ``unchanged`` entries of indexes Redis does not
+        hold complete yet (``schema.py``): a write made while ``rebuild_indexes()``
+        builds an index leaves that object's entries complete, whatever the rebuild read
+        before. Unique claims are left to the rebuild (a claim is guarded). No I/O."""
+        pending = self.owner.schema.state().pending
+        if not pending:
+            return []
+        building = [i for i in self.settings.indexes if i.describe() in pending and not i.claims]
+        ops: list[Op] = []
+        for e in unchanged:
+            if any(i.owns(e.key) for i in building):
+                ops += kind_of_entry(e.kind).add(e)[1]
+        return ops
 
     def unique_violation(self, item: Item, g: Guard, owner: Any) -> UniqueViolation:
         """The error for ``item`` claiming the value of guard ``g``, held by ``owner``."""

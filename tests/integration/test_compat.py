@@ -154,7 +154,32 @@ def test_old_data_needs_a_rebuild_to_be_listed(make: Factory, client: Any) -> No
     problems = model.check_indexes()
     missing_members = sorted(p.member for p in problems if p.kind == "missing member")
     assert missing_members == sorted(r["id"] for r in OLD_ROWS)
-    assert {p.kind for p in problems} == {"missing member", "missing entry"}
+    assert {p.kind for p in problems} == {
+        "missing member",
+        "missing entry",
+        "members not complete",
+        "index not complete",
+    }
+    not_complete = sorted(p.member for p in problems if p.kind == "index not complete")
+    assert not_complete == sorted(i.describe() for i in model._engine().indexes)
+
+
+def test_old_data_is_listed_and_found_before_any_rebuild(make: Factory, client: Any) -> None:
+    # Nothing was rebuilt: the members set and the indexes are not complete, so queries
+    # do not trust them (a SCAN of the stored keys, every row re-checked) -- never an
+    # empty answer.
+    model = make(__indexes__=INDEXES)
+    write_old_rows(client, layout_name(model))
+    assert ids(model.all()) == sorted(r["id"] for r in OLD_ROWS)
+    assert model.count() == len(OLD_ROWS)
+    assert ids(model.filter(flavour="vanilla")) == ["v1", "v2"]
+    assert model.count(amount_kg__gte=10) == 2
+    assert [o.id for o in model.query(flavour="vanilla").order_by("-amount_kg").all()] == ["v1", "v2"]
+    assert model.match(id="*").flavour == "mint"
+    plan = model.explain(flavour="vanilla")
+    assert plan.scan
+    assert not plan.members_complete
+    assert "not complete" in str(plan)
 
 
 @pytest.mark.parametrize("pk_in_payload", [True, False])
@@ -192,7 +217,7 @@ def test_old_and_new_objects_together(make: Factory, client: Any) -> None:
     model = make(__indexes__=INDEXES)
     write_old_rows(client, layout_name(model))
     model({"id": "n1", "flavour": "vanilla", "amount_kg": 1}).set()
-    assert ids(model.all()) == ["n1"]  # old ones are not listed until the rebuild
+    assert ids(model.all()) == sorted(["n1", *(r["id"] for r in OLD_ROWS)])  # a scan, until the rebuild
     assert model.rebuild_indexes() == len(OLD_ROWS)
     assert ids(model.filter(flavour="vanilla")) == ["n1", "v1", "v2"]
     assert model.check_indexes() == []
@@ -276,7 +301,11 @@ def test_new_index_is_built_by_rebuild(make: Factory, client: Any) -> None:
     after = make(__indexes__=INDEXES)
     problems = after.check_indexes()
     assert problems
-    assert {p.kind for p in problems} == {"missing entry"}
+    assert {p.kind for p in problems} == {"missing entry", "index not complete"}
+    # before the rebuild the new indexes are not used: right answers from a scan
+    assert ids(after.filter(flavour="vanilla")) == ["v1", "v2"]
+    assert after.count(amount_kg__gt=10) == 2
+    assert after.explain(flavour="vanilla").scan
     assert after.rebuild_indexes() == len(OLD_ROWS)
     assert after.check_indexes() == []
     assert ids(after.filter(flavour="vanilla")) == ["v1", "v2"]
@@ -290,8 +319,9 @@ def test_dropped_index_keys_are_reported_and_removed(make: Factory, client: Any)
     fewer = make(__indexes__=("flavour",))
     problems = fewer.check_indexes()
     assert problems
-    assert {p.kind for p in problems} == {"unknown key"}
+    assert {p.kind for p in problems} == {"unknown key", "undeclared index"}
     assert "IceCream#range:amount_kg" in {p.key for p in problems}
+    assert "RangeIndex('amount_kg')" in {p.member for p in problems if p.kind == "undeclared index"}
     fewer.rebuild_indexes()
     assert fewer.check_indexes() == []
     assert not any(k.startswith("IceCream#range:") for k in key_names(client))

@@ -133,6 +133,7 @@ def test_equality_key_names(layout: type, backend: Any) -> None:
         "Names#range:kg",
         "Names#unique:code",
         "Names#members",
+        "Names#meta",
     }
 
 
@@ -260,6 +261,7 @@ def test_keys_live_under_the_prefix_and_models_never_share(layout: type, backend
     assert mix_keys | two_keys == keys
     assert {k for k in mix_keys if "#" in k} - layout_keys(mix) == {
         "Mix#members",
+        "Mix#meta",
         "Mix#eq:flavour:a",
         "Mix#eq:flavour:b",
         "Mix#eq:flavour#none",

@@ -150,6 +150,7 @@ VANILLA_STORED = {
 
 INDEX_KEYS = {
     "IceCream#members",
+    "IceCream#meta",
     "IceCream#eq:flavour:vanilla",
     "IceCream#eq:vegan:true",
     "IceCream#range:amount_kg",

@@ -180,7 +180,7 @@ def test_objects_of_the_old_library_are_adopted(layout: type, backend: Any, expi
     assert ("missing member", "Up#members", "o0") in found
     assert ("missing entry", "Up#eq:flavour:a", "o0") in found
     assert ("missing entry", "Up#range:kg", "o3") in found
-    assert model.count() == 0  # not listed yet
+    assert model.count() == 4  # not listed yet, but counted by a scan (never a wrong 0)
     assert model.rebuild_indexes() == 4
     assert model.check_indexes() == []
     assert [o.pk for o in model.filter(flavour="b")] == ["o1", "o3"]
@@ -218,7 +218,10 @@ def test_duplicate_unique_value_is_reported_and_the_rest_repaired(layout: type, 
     assert ("duplicate unique value", "Up#unique:code", "c1") in found
     model.rebuild_indexes()
     # two objects with one unique value cannot be repaired by the index; everything else is
-    assert problems(model) == {("duplicate unique value", "Up#unique:code", "c1")}
+    assert problems(model) == {
+        ("duplicate unique value", "Up#unique:code", "c1"),
+        ("index not complete", "Up#meta", "UniqueIndex('code')"),  # not trusted while wrong
+    }
     assert [o.pk for o in model.filter(flavour="a")] == ["dup", "p0", "p2"]
 
 

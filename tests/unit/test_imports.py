@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     # how one field value / one payload sits in Redis
     ("indexes", "layouts"),
     # one model's settings and records (instances <-> payloads), no I/O
-    ("settings", "records"),
+    ("settings", "records", "schema"),
     # the write unit of work
     ("write",),
     # the engine (reads, expiry) behind every model method
@@ -35,6 +35,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("operations", "transaction"),
     # the public API
     ("asyncapi", "models", "patches"),
+    # operations tools: the admin functions, the command line over them
+    ("admin",),
+    ("cli",),
     ("__init__", "__main__"),
 ]
 

@@ -16,7 +16,7 @@ import pytest
 from schematics import types
 
 from redis_schematics import Plan, Query, RangeIndex, SimpleRedisModel, UniqueIndex
-from redis_schematics.exceptions import QueryError, StrictPerformanceException, UnknownField
+from redis_schematics.exceptions import IndexNotReady, QueryError, StrictPerformanceException, UnknownField
 from redis_schematics.indexes import Atom, Step
 from redis_schematics.lookups import (
     Condition,
@@ -29,6 +29,7 @@ from redis_schematics.lookups import (
     Not,
 )
 from redis_schematics.planner import plan
+from redis_schematics.schema import SchemaState
 
 UTC = dt.timezone.utc
 
@@ -539,3 +540,57 @@ def test_strict_error_is_raised_by_filter_methods_before_io() -> None:
         Strict.count(price=1)
     with pytest.raises(StrictPerformanceException):
         Strict.query(price=1).first()
+
+
+# -- indexes Redis does not hold complete (schema.py) ---------------------------------------------
+def settings_of(model: Any) -> Any:
+    return model._engine().settings
+
+
+def pending(*names: str, members: bool = True) -> SchemaState:
+    return SchemaState(members=members, ready=frozenset(), pending=names, undeclared=())
+
+
+def test_an_index_not_complete_is_never_a_step() -> None:
+    conditions = [cond("flavour", Exact, "vanilla"), cond("amount_kg", GreaterThanOrEqual, 3)]
+    p = plan(settings_of(IceCream), conditions, state=pending(EQ_FLAVOUR))
+    assert [s.index for s in p.steps] == [RANGE_AMOUNT]
+    assert [str(c) for c in p.residual] == ["flavour='vanilla'"]
+    assert p.pending == (EQ_FLAVOUR,)
+    assert "not used: EqualityIndex('flavour') is not complete yet" in str(p)
+    alone = plan(settings_of(IceCream), conditions[:1], state=pending(EQ_FLAVOUR))
+    assert alone.scan
+    assert not alone.countable  # counted by loading
+
+
+def test_an_order_index_not_complete_sorts_in_python() -> None:
+    p = plan(
+        settings_of(IceCream), [cond("flavour", Exact, "a")], (("amount_kg", False),), pending(RANGE_AMOUNT)
+    )
+    assert p.order_keys == ()
+    assert not p.pageable
+
+
+def test_strict_refuses_a_scan_caused_by_an_index_not_complete() -> None:
+    with pytest.raises(IndexNotReady) as refused:
+        plan(settings_of(Strict), [cond("flavour", Exact, "a")], state=pending(EQ_FLAVOUR))
+    assert refused.value.indexes == (EQ_FLAVOUR,)
+    assert "redis-schematics reindex" in str(refused.value)
+    assert isinstance(refused.value, StrictPerformanceException)
+    # another complete index serves the query: not a scan, not refused
+    p = plan(
+        settings_of(Strict),
+        [cond("flavour", Exact, "a"), cond("vegan", Exact, True)],
+        state=pending(EQ_FLAVOUR),
+    )
+    assert [s.index for s in p.steps] == [EQ_VEGAN]
+
+
+def test_strict_refuses_every_filter_while_the_members_set_is_not_complete() -> None:
+    with pytest.raises(IndexNotReady) as refused:
+        plan(settings_of(Strict), [cond("flavour", Exact, "a")], state=pending(EQ_FLAVOUR, members=False))
+    assert "EqualityIndex('flavour')" in str(refused.value)
+    everything = plan(settings_of(IceCream), [], state=pending(members=False))
+    assert everything.scan
+    assert not everything.members_complete
+    assert not everything.countable
