@@ -386,7 +386,8 @@ class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
 
     @classmethod
     def check_indexes(cls) -> list[upkeep.Problem]:
-        """Differences between the indexes and the stored objects; empty when consistent.
+        """Differences between the indexes and the stored objects, and the indexes Redis
+        does not hold complete (not used by queries until rebuilt); empty when consistent.
 
         Complexity: O(N) reads (SCAN/SSCAN/ZSCAN/HSCAN and MGET) and O(N) memory.
         """
@@ -398,10 +399,13 @@ class BaseRedisMixin(AsyncMethods, metaclass=RedisModelMeta):
     def rebuild_indexes(cls) -> int:
         """Build every declared index (and the members set) from the stored objects.
 
-        Use it after adding an index or after upgrading from 0.3.x. Safe while the
-        application writes. Returns how many pks needed a repair.
+        Use it after adding an index or after upgrading from 0.3.x: queries use an index
+        only once this has marked it complete (``docs/operations.md``). Safe while the
+        application writes; interrupted, run it again. Returns how many pks needed a
+        repair.
 
-        Complexity: O(N) reads plus one script call per repaired pk.
+        Complexity: O(N) reads plus one script call per 100 repaired pks (a second round
+        only for pks a concurrent write changed).
         """
         engine = cls._engine()
         return engine.sync().run(upkeep.rebuild(engine))
