@@ -157,6 +157,17 @@ def test_a_model_without_objects_leaves_no_key_and_starts_complete(layout: type,
     assert model.check_indexes() == []
 
 
+def test_a_rebuild_in_this_process_is_noticed_at_once(layout: type, client: Any) -> None:
+    fill(model_of(layout, client, ("flavour",)))
+    reader = model_of(layout, client, ("flavour", "shop"), name="Reader")
+    builder = model_of(layout, client, ("flavour", "shop"), name="Builder")
+    assert pks(reader.filter(shop="s2")) == expected(shop="s2")
+    assert reader.explain(shop="s2").scan
+    builder.rebuild_indexes()
+    assert pks(reader.filter(shop="s2")) == expected(shop="s2")
+    assert not reader.explain(shop="s2").scan
+
+
 def test_a_rebuild_in_another_process_is_noticed_within_the_ttl(
     layout: type, client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,7 +177,11 @@ def test_a_rebuild_in_another_process_is_noticed_within_the_ttl(
     builder = model_of(layout, client, ("flavour", "shop"), name="Builder")
     assert pks(reader.filter(shop="s2")) == expected(shop="s2")
     assert reader.explain(shop="s2").scan
+    # as if the reader lived in another process: a rebuild here does not tell it
+    schema._LIVE.discard(reader._engine().schema)
     builder.rebuild_indexes()
+    assert pks(reader.filter(shop="s2")) == expected(shop="s2")
+    assert reader.explain(shop="s2").scan  # what it read less than SCHEMA_TTL ago
     time.sleep(0.3)
     assert pks(reader.filter(shop="s2")) == expected(shop="s2")
     assert not reader.explain(shop="s2").scan
