@@ -58,6 +58,9 @@ def expected_meta(model: Any, objects: dict[str, dict[str, Any]]) -> dict[str, A
     wanted: dict[str, Any] = {}
     if objects:
         wanted[f"{prefix}#members"] = ("set", sorted(objects))
+        # what Redis holds complete (schema.py): everything, for a model written from empty
+        complete = [("members", "1"), ("v", "1"), *((f"index:{i.describe()}", "1") for i in store.indexes)]
+        wanted[f"{prefix}#meta"] = ("hash", sorted(complete))
     eq: dict[str, list[str]] = {}
     ranged: dict[str, list[tuple[str, float]]] = {}
     unique: dict[str, list[tuple[str, str]]] = {}
