@@ -86,11 +86,6 @@ class SchemaState:
     #: ``describe()`` of each index Redis has but this model no longer declares
     undeclared: tuple[str, ...]
 
-    @property
-    def complete(self) -> bool:
-        """Is every declared structure complete?"""
-        return self.members and not self.pending
-
 
 #: what a process assumes before it has read anything (never used to answer a query:
 #: queries read the hash first; only ``explain()`` before any I/O shows it)
@@ -110,8 +105,7 @@ def combined(states: Sequence[SchemaState]) -> SchemaState:
 
 def parse(raw: Any, indexes: Sequence[Index]) -> SchemaState:
     """The state an ``HGETALL`` reply of ``Prefix#meta`` describes."""
-    pairs = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
-    fields = {text(k): text(v) for k, v in pairs}
+    fields = fields_of(raw)
     declared = [i.describe() for i in indexes]
     return SchemaState(
         members=fields.get(MEMBERS) == "1",
@@ -254,7 +248,7 @@ class Schema:
         declared = [i.describe() for i in self.indexes]
         fields = ([MEMBERS, "1"] if members else []) + [x for d in indexes for x in (INDEX + d, "1")]
         drop = [INDEX + d for d in declared if d not in indexes]
-        drop += [f for f in parse_fields(raw) if f.startswith(INDEX) and f[len(INDEX) :] not in declared]
+        drop += [f for f in fields_of(raw) if f.startswith(INDEX) and f[len(INDEX) :] not in declared]
         if not members:
             drop.append(MEMBERS)
         ops: list[Any] = ["HSET", 1, len(fields) + 2, "v", "1", *fields]
@@ -275,11 +269,10 @@ class Schema:
                 other.known = None
 
 
-def parse_fields(raw: Any) -> list[str]:
-    """The field names of an ``HGETALL`` reply."""
-    if isinstance(raw, dict):
-        return [text(k) for k in raw]
-    return [text(k) for k in raw[::2]]
+def fields_of(raw: Any) -> dict[str, str]:
+    """An ``HGETALL`` reply (a dict, or a flat list under RESP2 parsers) as text."""
+    pairs = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
+    return {text(k): text(v) for k, v in pairs}
 
 
 __all__ = ["SCHEMA_TTL", "Schema", "SchemaState", "combined", "index_field", "parse"]

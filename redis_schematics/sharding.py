@@ -154,12 +154,16 @@ class ShardedEngine(Engine):
         combined: complete where every shard holds it complete."""
         return combined((yield from gather([shard.schema_state() for shard in self.shards])))
 
-    def every_pk(self) -> Flow[list[str]]:
-        """``Engine.every_pk`` of every shard."""
+    def _of_every_shard(self, pks: Callable[[Engine], Flow[list[str]]]) -> Flow[list[str]]:
+        """The pks ``pks(shard)`` lists, shard after shard."""
         found: list[str] = []
         for shard in self.shards:
-            found += yield from shard.every_pk()
+            found += yield from pks(shard)
         return found
+
+    def every_pk(self) -> Flow[list[str]]:
+        """``Engine.every_pk`` of every shard."""
+        return (yield from self._of_every_shard(Engine.every_pk))
 
     def each_member_batch(self, handle: Callable[[list[str]], Flow[None]], batch: int = CHUNK) -> Flow[None]:
         """Every shard's members, shard after shard."""
@@ -168,10 +172,7 @@ class ShardedEngine(Engine):
 
     def members(self) -> Flow[list[str]]:
         """Every pk of every shard. O(N), one round trip per page per shard."""
-        found: list[str] = []
-        for shard in self.shards:
-            found += yield from shard.members()
-        return found
+        return (yield from self._of_every_shard(Engine.members))
 
     def count_all(self) -> Flow[int]:
         """Objects alive in all shards: one SCARD (ZCOUNT) per shard, in one round trip."""
@@ -179,10 +180,7 @@ class ShardedEngine(Engine):
 
     def stored_pks(self) -> Flow[list[str]]:
         """Every pk listed or stored in any shard."""
-        found: list[str] = []
-        for shard in self.shards:
-            found += yield from shard.stored_pks()
-        return found
+        return (yield from self._of_every_shard(Engine.stored_pks))
 
     # -- writes -----------------------------------------------------------------------------
     def delete_all(self) -> Flow[int]:
